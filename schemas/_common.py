@@ -1,0 +1,101 @@
+"""Shared vocabulary: identifiers and the enumerations the guidance defines."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import StringConstraints
+
+# Identifiers travel into workflow ids, search attributes and logs, so they are restricted to
+# opaque tokens: a name or a date of birth cannot be written as one by accident of formatting.
+_TOKEN = r"^[a-z0-9][a-z0-9._-]{1,63}$"
+RequestId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")]
+AgencyId = Annotated[str, StringConstraints(pattern=_TOKEN)]
+ContactId = Annotated[str, StringConstraints(pattern=_TOKEN)]
+ItemId = Annotated[str, StringConstraints(pattern=_TOKEN)]
+
+NonEmptyText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+
+Urgency = Literal["emergency", "urgent", "routine"]
+
+Direction = Literal["outbound", "inbound"]
+"""outbound: the discloser offers information; inbound: the recipient asked for it."""
+
+PurposeCategory = Literal[
+    "child_protection_enquiry",  # Children Act 1989 s.47
+    "child_in_need_assessment",  # Children Act 1989 s.17
+    "early_help",
+    "prevention_of_harm",
+    "crime_prevention_or_detection",
+    "multi_agency_risk_assessment",
+    "court_proceedings",
+]
+
+LawfulBasis = Literal[
+    "public_task",
+    "legal_obligation",
+    "vital_interests",
+    "recognised_legitimate_interest",  # UK GDPR Art. 6(1)(ea), Data (Use and Access) Act 2025
+    "legitimate_interests",
+    "consent",
+    "contract",
+]
+
+SpecialCondition = Literal[
+    "dpa2018_sch1_para18_safeguarding_children",
+    "dpa2018_sch1_para6_statutory_purposes",
+    "dpa2018_sch1_para10_preventing_crime",
+    "dpa2018_sch1_para2_health_or_social_care",
+    "art9_2c_vital_interests",
+    "art9_2a_explicit_consent",
+]
+
+Category = Literal[
+    "identity_and_contact",
+    "education",
+    "attendance",
+    "behaviour",
+    "family_circumstances",
+    "social_care",
+    "physical_health",
+    "mental_health",
+    "sexual_health",
+    "ethnicity",
+    "religion_or_belief",
+    "criminal_allegation",
+]
+
+SPECIAL_CATEGORIES: frozenset[str] = frozenset(
+    {"physical_health", "mental_health", "sexual_health", "ethnicity", "religion_or_belief"}
+)
+"""UK GDPR Art. 9 special category data: sharing it needs an Art. 9 / DPA 2018 Sch. 1 condition."""
+
+OverrideGround = Literal[
+    "would_increase_risk_to_child",
+    "would_cause_harmful_delay",
+    "would_prejudice_crime_prevention",
+    "person_cannot_consent",
+]
+"""The guidance's grounds for sharing without seeking (or against) consent."""
+
+UNSAFE_TO_INFORM_GROUNDS: frozenset[str] = frozenset(
+    {"would_increase_risk_to_child", "would_prejudice_crime_prevention"}
+)
+"""Grounds under which telling the family what was shared would defeat the override's purpose."""
+
+ConsentStatus = Literal["not_sought", "awaited", "given", "refused", "withdrawn", "timed_out"]
+
+Stage = Literal[
+    "intake",
+    "consent",
+    "manager_review",
+    "transmission",
+    "retrospective_review",
+    "receipt",
+    "retention",
+    "deleted",
+]
+
+Outcome = Literal["pending", "shared", "partly_shared", "not_shared", "withdrawn"]
+
+DecisionKind = Literal["approve", "decline", "comment"]

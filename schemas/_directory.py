@@ -1,0 +1,76 @@
+"""The partnership's directory: agencies, their roles, channels, contacts and public keys."""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from ._common import AgencyId, ContactId
+
+AgencyKind = Literal[
+    "school", "gp", "health_trust", "police", "social_care", "local_authority", "voluntary", "probation"
+]
+ContactRole = Literal["practitioner", "manager", "dpo", "inbox"]
+
+
+class Contact(BaseModel, frozen=True, extra="forbid"):
+    id: ContactId = Field(description="Directory id used on the command line and in records")
+    role: ContactRole = Field(description="What this contact does in the process")
+    email: str = Field(min_length=3, max_length=254, description="Where notifications go")
+    tier: int | None = Field(
+        default=None, ge=1, le=5, description="For managers: escalation tier (1 is asked first)"
+    )
+
+    @model_validator(mode="after")
+    def _tier_for_managers(self) -> Self:
+        if (self.role == "manager") != (self.tier is not None):
+            raise PydanticCustomError("safeshare", "tier: required for managers and only for managers")
+        return self
+
+
+class Agency(BaseModel, frozen=True, extra="forbid"):
+    id: AgencyId
+    name: str = Field(min_length=1, max_length=200, description="The organisation's name")
+    kind: AgencyKind
+    safeguarding_role: bool = Field(
+        description="Has a statutory or recognised role in safeguarding; only such agencies may receive"
+    )
+    delivery: Literal["inbox"] = Field(default="inbox", description="How sealed bundles reach it")
+    hpke_suite: Literal["X25519"] = Field(default="X25519", description="HPKE KEM for bundles sealed to it")
+    hpke_public_key: str = Field(description="Base64 raw public key bundles are sealed to")
+    signing_public_key: str = Field(description="Base64 raw Ed25519 key its bundles are signed with")
+    contacts: list[Contact] = Field(default_factory=list)
+
+    def contact(self, contact_id: str) -> Contact | None:
+        return next((c for c in self.contacts if c.id == contact_id), None)
+
+    def with_role(self, role: ContactRole) -> list[Contact]:
+        return [c for c in self.contacts if c.role == role]
+
+    def managers(self) -> list[Contact]:
+        return sorted(self.with_role("manager"), key=lambda c: c.tier or 0)
+
+
+class Directory(BaseModel, frozen=True, extra="forbid"):
+    agencies: list[Agency]
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Self:
+        ids = [a.id for a in self.agencies]
+        contact_ids = [c.id for a in self.agencies for c in a.contacts]
+        if len(set(ids)) != len(ids):
+            raise PydanticCustomError("safeshare", "agencies: each agency id used once")
+        if len(set(contact_ids)) != len(contact_ids):
+            raise PydanticCustomError("safeshare", "contacts: each contact id used once in the directory")
+        return self
+
+    def agency(self, agency_id: str) -> Agency | None:
+        return next((a for a in self.agencies if a.id == agency_id), None)
+
+    def find_contact(self, contact_id: str) -> tuple[Agency, Contact] | None:
+        for agency in self.agencies:
+            if (found := agency.contact(contact_id)) is not None:
+                return agency, found
+        return None

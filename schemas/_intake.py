@@ -1,0 +1,36 @@
+"""Intake checks that need the directory: who may send, and who may receive."""
+
+from __future__ import annotations
+
+from ._directory import Directory
+from ._request import ShareRequest
+
+
+class IntakeError(ValueError):
+    """A request that must not start. `field` names where; the message never holds its value."""
+
+    def __init__(self, field: str, expected: str) -> None:
+        super().__init__(f"{field}: {expected}")
+        self.field = field
+        self.expected = expected
+
+
+def check_against_directory(request: ShareRequest, directory: Directory) -> None:
+    discloser = directory.agency(request.disclosing_agency)
+    recipient = directory.agency(request.recipient_agency)
+    if discloser is None:
+        raise IntakeError("disclosing_agency", "an agency in the directory")
+    if recipient is None:
+        raise IntakeError("recipient_agency", "an agency in the directory")
+    if not recipient.safeguarding_role:
+        # Key question 7: only an agency with a role in safeguarding is entitled to receive.
+        raise IntakeError("recipient_agency", "an agency with a safeguarding role")
+    requester_agency = discloser if request.direction == "outbound" else recipient
+    requester = requester_agency.contact(request.requested_by)
+    if requester is None:
+        raise IntakeError(
+            "requested_by",
+            f"a practitioner of the {'disclosing' if request.direction == 'outbound' else 'recipient'} agency",
+        )
+    if not discloser.managers():
+        raise IntakeError("disclosing_agency", "an agency with at least one manager to consult")

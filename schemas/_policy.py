@@ -1,0 +1,72 @@
+"""Local policy: how long each stage may wait, and how long records are kept."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal, Self
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from ._common import Urgency
+
+
+class StagePolicy(BaseModel, frozen=True, extra="forbid"):
+    consent_wait: timedelta = Field(description="How long to wait for the family's consent")
+    manager_wait: timedelta = Field(description="How long each manager tier has before escalation")
+    receipt_wait: timedelta = Field(description="How long the recipient has to acknowledge, per reminder")
+    share_now_review_later: bool = Field(
+        default=False,
+        description="Share before any manager decision; a manager's retrospective review is still awaited",
+    )
+
+
+class RetentionRule(BaseModel, frozen=True, extra="forbid"):
+    until_birthday: int = Field(default=25, ge=1, le=120, description="Keep until this birthday")
+    looked_after_until_birthday: int = Field(
+        default=75, ge=1, le=120, description="Keep until this birthday for a looked-after child"
+    )
+    disposal: Literal["on_date", "end_of_year"] = Field(
+        default="end_of_year",
+        description=(
+            "end_of_year: dispose at the close of the year the birthday falls in, so that the "
+            "retention date visible to operators does not reveal the date of birth"
+        ),
+    )
+
+
+class Policy(BaseModel, frozen=True, extra="forbid"):
+    stages: dict[Urgency, StagePolicy] = Field(description="Waits per urgency")
+    escalation_tiers: int = Field(default=3, ge=1, le=5, description="Manager tiers before overdue")
+    receipt_reminders: int = Field(
+        default=1, ge=0, le=5, description="Reminders to the recipient before escalating"
+    )
+    retention: dict[str, RetentionRule] = Field(
+        default_factory=lambda: {"child_safeguarding": RetentionRule()},
+        description="Retention per record class",
+    )
+    record_class: str = Field(default="child_safeguarding", description="Record class for share requests")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        missing = {"emergency", "urgent", "routine"} - set(self.stages)
+        if missing:
+            raise PydanticCustomError("safeshare", "stages: a policy for each urgency (emergency, urgent, routine)")
+        if self.record_class not in self.retention:
+            raise PydanticCustomError("safeshare", "retention: a rule for the record class")
+        return self
+
+    def retention_until(self, date_of_birth: date, looked_after: bool) -> datetime:
+        rule = self.retention[self.record_class]
+        years = rule.looked_after_until_birthday if looked_after else rule.until_birthday
+        birthday = _add_years(date_of_birth, years)
+        if rule.disposal == "end_of_year":
+            birthday = date(birthday.year + 1, 1, 1)
+        return datetime(birthday.year, birthday.month, birthday.day, tzinfo=UTC)
+
+
+def _add_years(d: date, years: int) -> date:
+    try:
+        return d.replace(year=d.year + years)
+    except ValueError:  # 29 February in a non-leap year: the birthday is taken as 1 March
+        return date(d.year + years, 3, 1)

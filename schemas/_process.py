@@ -1,0 +1,261 @@
+"""What flows through the workflow: actors' actions, activity inputs and outputs, state, record.
+
+Nothing here except `ShareInput.request` carries personal data: the state that the workflow keeps
+for years holds ids, categories, hashes and decisions. Free text (reasons, challenges) travels
+once, to the store, where it is encrypted under the request's data key; the state keeps its hash.
+New fields always get defaults, so that histories recorded by older code still replay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from ._common import (
+    AgencyId,
+    Category,
+    ConsentStatus,
+    ContactId,
+    DecisionKind,
+    Direction,
+    ItemId,
+    LawfulBasis,
+    NonEmptyText,
+    Outcome,
+    OverrideGround,
+    PurposeCategory,
+    RequestId,
+    SpecialCondition,
+    Stage,
+    Urgency,
+)
+from ._policy import StagePolicy
+from ._request import ShareRequest
+
+
+def text_sha256(text: str) -> str:
+    """How records refer to free text: by hash, so the text itself can be shredded."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class _Frozen(BaseModel, frozen=True, extra="forbid"):
+    pass
+
+
+# --- actors' actions (Workflow Update arguments) ---------------------------------------------
+
+
+class ConsentAction(_Frozen):
+    status: Literal["given", "refused", "withdrawn"] = Field(description="What the family said")
+    by: ContactId = Field(description="The practitioner recording it")
+
+
+class OverrideAction(_Frozen):
+    ground: OverrideGround = Field(description="The guidance's ground for proceeding without consent")
+    reason: NonEmptyText = Field(description="The practitioner's reasoning")
+    by: ContactId = Field(description="The practitioner recording the override")
+
+
+class DecisionAction(_Frozen):
+    decision: DecisionKind = Field(description="approve, decline or comment")
+    manager: ContactId = Field(description="The deciding manager (directory id)")
+    items: list[ItemId] | None = Field(default=None, description="Approve only these items")
+    reason: NonEmptyText = Field(description="Reasons, recorded whatever the decision (golden rule 7)")
+
+
+class AckAction(_Frozen):
+    agency: AgencyId = Field(description="The recipient agency acknowledging receipt")
+
+
+class HoldAction(_Frozen):
+    hold: bool = Field(description="True to place a legal hold, False to release it")
+    reason: NonEmptyText = Field(description="Why (e.g. litigation, an inquiry)")
+
+
+class ChallengeAction(_Frozen):
+    by: ContactId = Field(description="The practitioner recording the subject's challenge")
+    text: NonEmptyText = Field(description="The challenge as the subject made it")
+
+
+# --- activity inputs and outputs ---------------------------------------------------------------
+
+
+class ItemSummary(_Frozen):
+    id: ItemId
+    category: Category
+    special_category: bool
+    kind: Literal["fact", "opinion"]
+    sha256: str = Field(description="Hash of the content, so records can show what was shared")
+
+
+class Intake(_Frozen):
+    """What the workflow needs to run the request, snapshotted once at intake."""
+
+    items: list[ItemSummary]
+    protected_third_parties: int
+    managers: list[tuple[ContactId, int]] = Field(description="Disclosing agency's managers and tiers")
+    disclosing_contacts: list[ContactId] = Field(description="Who at the discloser may record actions")
+    recipient_contacts: list[ContactId]
+    recipient_managers: list[ContactId]
+    dpo: list[ContactId]
+    stage_policy: StagePolicy
+    escalation_tiers: int
+    receipt_reminders: int
+    retention_until: datetime
+
+
+class Notice(_Frozen):
+    to: list[ContactId]
+    kind: str = Field(description="snake_case notification kind")
+    awaiting: str = Field(default="", description="What is awaited from the addressee, if anything")
+    deadline: datetime | None = None
+
+
+class EventInput(_Frozen):
+    """One audited step: an audit entry, an optional encrypted note, and its notifications."""
+
+    request_id: RequestId
+    step: str = Field(description="Unique per request; makes the activity idempotent under retries")
+    event: str
+    actor: str = Field(default="system")
+    at: datetime
+    data: dict[str, str | int | bool | None] = Field(default_factory=dict)
+    note: str | None = Field(default=None, description="Free text, stored encrypted, never logged")
+    notices: list[Notice] = Field(default_factory=list)
+
+
+class DeliverInput(_Frozen):
+    request_id: RequestId
+    item_ids: list[ItemId]
+    disclosing_agency: AgencyId
+    recipient_agency: AgencyId
+    at: datetime
+
+
+class RequestAt(_Frozen):
+    request_id: RequestId
+    at: datetime
+
+
+class Receipt(_Frozen):
+    bundle_sha256: str
+    delivered_at: datetime
+    withheld_identities: int
+
+
+class Tombstone(_Frozen):
+    request_id: RequestId
+    destroyed_at: datetime
+
+
+# --- the record --------------------------------------------------------------------------------
+
+
+class DecisionEntry(_Frozen):
+    at: datetime
+    by: ContactId
+    decision: DecisionKind
+    kind: Literal["approval", "retrospective_review"] = "approval"
+    items: list[ItemId] | None = None
+    reason_sha256: str
+
+
+class DecisionRecord(_Frozen):
+    """Golden rule 7: what was decided, shared, with whom and why, whatever the outcome."""
+
+    request_id: RequestId
+    outcome: Outcome
+    direction: Direction
+    urgency: Urgency
+    purpose: PurposeCategory
+    disclosing_agency: AgencyId
+    recipient_agency: AgencyId
+    requested_by: ContactId
+    lawful_basis: LawfulBasis
+    special_condition: SpecialCondition | None
+    consent_status: ConsentStatus
+    override_ground: OverrideGround | None
+    override_by: ContactId | None
+    decisions: list[DecisionEntry]
+    categories_shared: list[Category]
+    items_shared: list[ItemSummary]
+    withheld_identities: int
+    bundle_sha256: str | None
+    shared_at: datetime | None
+    acknowledged_at: datetime | None
+    subject_informed: bool | None
+    retention_until: datetime
+    deleted_at: datetime | None
+    updated_at: datetime
+
+
+# --- the workflow ------------------------------------------------------------------------------
+
+
+class Awaiting(_Frozen):
+    what: str = Field(description="The action awaited, e.g. manager_decision")
+    from_whom: list[str] = Field(description="Directory ids of who can act")
+    deadline: datetime | None = Field(description="When silence escalates; None: no deadline")
+
+
+class ShareState(BaseModel, extra="forbid"):
+    """Everything the workflow knows; carried across continue-as-new, never personal data."""
+
+    request_id: RequestId
+    direction: Direction
+    urgency: Urgency
+    purpose: PurposeCategory
+    disclosing_agency: AgencyId
+    recipient_agency: AgencyId
+    requested_by: ContactId
+    lawful_basis: LawfulBasis
+    special_condition: SpecialCondition | None
+    inform_subject: bool
+    intake: Intake | None = None
+    stage: Stage = "intake"
+    awaiting: Awaiting | None = None
+    consent: ConsentStatus = "not_sought"
+    override_ground: OverrideGround | None = None
+    override_by: ContactId | None = None
+    escalation_tier: int = 0
+    overdue: bool = False
+    decisions: list[DecisionEntry] = Field(default_factory=list)
+    approved_items: list[ItemId] | None = None
+    declined: bool = False
+    receipt: Receipt | None = None
+    acknowledged_at: datetime | None = None
+    subject_informed: bool | None = None
+    outcome: Outcome = "pending"
+    held: bool = False
+    challenges: int = 0
+    deleted_at: datetime | None = None
+    steps: int = Field(default=0, description="Counter behind each audited step's idempotency key")
+
+
+class ShareInput(_Frozen):
+    """A new request (first run) or the state carried over by continue-as-new."""
+
+    request: ShareRequest | None = None
+    state: ShareState | None = None
+
+
+class Status(_Frozen):
+    request_id: RequestId
+    stage: Stage
+    outcome: Outcome
+    urgency: Urgency
+    disclosing_agency: AgencyId
+    recipient_agency: AgencyId
+    consent: ConsentStatus
+    override_ground: OverrideGround | None
+    escalation_tier: int
+    overdue: bool
+    awaiting: Awaiting | None
+    approved_items: list[ItemId] | None
+    acknowledged_at: datetime | None
+    held: bool
+    retention_until: datetime | None
+    deleted_at: datetime | None

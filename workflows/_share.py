@@ -1,0 +1,484 @@
+"""One share request, from intake to deletion, as one durable workflow.
+
+The run reads as DESIGN.md's lifecycle. Actors act through Workflow Updates whose validators
+refuse what the guidance does not allow, so a refusal reaches the actor at once and never enters
+the history. The first run holds the submitted request; once its content is in the store the
+state carries only ids, categories, hashes and decisions, and the years-long retention wait runs
+in yearly continue-as-new runs that hold no personal data at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import ShareActivities
+    from schemas import (
+        UNSAFE_TO_INFORM_GROUNDS,
+        AckAction,
+        Awaiting,
+        ChallengeAction,
+        ConsentAction,
+        DecisionAction,
+        DecisionEntry,
+        DecisionRecord,
+        DeliverInput,
+        EventInput,
+        HoldAction,
+        Intake,
+        Notice,
+        OverrideAction,
+        RequestAt,
+        ShareInput,
+        ShareRequest,
+        ShareState,
+        Stage,
+        StagePolicy,
+        Status,
+        text_sha256,
+    )
+
+# Activities retry without limit (backing off to a minute): a store outage makes the request
+# wait, never fail. What retrying cannot fix is raised non-retryable by the activity itself.
+_ACT = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=1)),
+}
+# The parked workflow continues as new at least yearly: histories stay short, and a request
+# parked for decades picks up current workflow code at each step.
+_RETENTION_CHUNK = timedelta(days=365)
+
+STAGE = SearchAttributeKey.for_keyword("ShareStage")
+OUTCOME = SearchAttributeKey.for_keyword("ShareOutcome")
+URGENCY = SearchAttributeKey.for_keyword("Urgency")
+DISCLOSING = SearchAttributeKey.for_keyword("DisclosingAgency")
+RECIPIENT = SearchAttributeKey.for_keyword("RecipientAgency")
+CONSENT_BASIS = SearchAttributeKey.for_keyword("ConsentBasis")
+TIER = SearchAttributeKey.for_int("EscalationTier")
+OVERDUE = SearchAttributeKey.for_bool("Overdue")
+RETENTION_UNTIL = SearchAttributeKey.for_datetime("RetentionUntil")
+
+
+def _refuse(message: str) -> ApplicationError:
+    return ApplicationError(message, type="Refused", non_retryable=True)
+
+
+@workflow.defn(name="ShareRequest")
+class ShareRequestWorkflow:
+    @workflow.init
+    def __init__(self, inp: ShareInput) -> None:
+        if inp.state is not None:
+            self._s = inp.state
+        else:
+            assert inp.request is not None
+            r = inp.request
+            self._s = ShareState(
+                request_id=r.request_id, direction=r.direction, urgency=r.urgency,
+                purpose=r.purpose.category, disclosing_agency=r.disclosing_agency,
+                recipient_agency=r.recipient_agency, requested_by=r.requested_by,
+                lawful_basis=r.lawful_basis, special_condition=r.special_condition,
+                inform_subject=r.inform_subject.inform,
+            )
+
+    @workflow.run
+    async def run(self, inp: ShareInput) -> Status:
+        s = self._s
+        if inp.request is not None:
+            await self._intake(inp.request)
+            await self._seek_consent(inp.request)
+            if self._policy.share_now_review_later and s.urgency == "emergency":
+                # ICO emergency step: share now, and the manager's review must still happen.
+                await self._transmit()
+                await self._consult("retrospective_review")
+            else:
+                await self._consult("manager_review")
+                if not s.declined:
+                    await self._transmit()
+            if s.receipt is not None:
+                await self._await_receipt()
+                await self._inform_subject()
+            await self._write_record()
+        await self._retain()
+        await self._delete()
+        return self.status()
+
+    # --- stages --------------------------------------------------------------------------------
+
+    async def _intake(self, request: ShareRequest) -> None:
+        self._s.intake = await workflow.execute_activity_method(
+            ShareActivities.accept_request, request, **_ACT
+        )
+        await self._event("request_accepted", actor=self._s.requested_by,
+                          data={"items": len(self._s.intake.items), "direction": self._s.direction})
+
+    async def _seek_consent(self, request: ShareRequest) -> None:
+        s, plan = self._s, request.consent
+        if plan.action == "do_not_seek":
+            s.override_ground, s.override_by = plan.ground, s.requested_by
+            await self._event("consent_not_sought", actor=s.requested_by,
+                              data={"ground": plan.ground}, note=plan.reason)
+            return
+        s.consent = "awaited"
+        wait = self._policy.consent_wait
+        await self._enter("consent", "consent", [s.requested_by], wait, event="consent_requested",
+                          awaiting="the family's consent, recorded with `safeshare consent`")
+        if not await self._wait(lambda: s.consent != "awaited" or s.override_ground is not None, wait):
+            s.consent = "timed_out"
+            await self._event("consent_timed_out")
+
+    async def _consult(self, stage: Stage) -> None:
+        """Ask tier 1; on silence escalate tier by tier; the last tier's silence marks overdue."""
+        s, intake = self._s, self._intake_snapshot
+        tiers = sorted({tier for _, tier in intake.managers})[: intake.escalation_tiers]
+        wait = self._policy.manager_wait
+        done = lambda: self._decided(stage)  # noqa: E731
+        what = "a retrospective review" if stage == "retrospective_review" else "a decision"
+        for n, tier in enumerate(tiers):
+            s.escalation_tier = tier
+            managers = [m for m, t in intake.managers if t == tier]
+            await self._enter(stage, "manager_decision", managers, wait,
+                              event="manager_asked" if n == 0 else "manager_escalated",
+                              awaiting=f"{what}, with `safeshare decide`", data={"tier": tier})
+            if await self._wait(done, wait):
+                return
+        # Silence never approves: the request waits, flagged for operators and every manager.
+        s.overdue = True
+        everyone = [m for m, _ in intake.managers] + intake.dpo
+        s.awaiting = Awaiting(what="manager_decision", from_whom=everyone, deadline=None)
+        self._publish()
+        await self._event("decision_overdue", notices=[Notice(to=everyone, kind="decision_overdue",
+                                                              awaiting=what)])
+        await workflow.wait_condition(done)
+        s.overdue = False
+        self._publish()
+
+    async def _transmit(self) -> None:
+        s, intake = self._s, self._intake_snapshot
+        items = s.approved_items or [i.id for i in intake.items]
+        await self._enter("transmission", None, [], None)
+        s.receipt = await workflow.execute_activity_method(
+            ShareActivities.seal_and_deliver,
+            DeliverInput(request_id=s.request_id, item_ids=items, disclosing_agency=s.disclosing_agency,
+                         recipient_agency=s.recipient_agency, at=workflow.now()),
+            **_ACT,
+        )
+        s.outcome = "shared" if len(items) == len(intake.items) else "partly_shared"
+        await self._event(
+            "bundle_delivered",
+            data={"items": len(items), "withheld_identities": s.receipt.withheld_identities,
+                  "bundle_sha256": s.receipt.bundle_sha256},
+            notices=[Notice(to=intake.recipient_contacts, kind="bundle_delivered",
+                            awaiting="open and acknowledge the sealed bundle",
+                            deadline=workflow.now() + self._policy.receipt_wait)],
+        )
+        await self._write_record()
+
+    async def _await_receipt(self) -> None:
+        s, intake = self._s, self._intake_snapshot
+        wait = self._policy.receipt_wait
+        acked = lambda: s.acknowledged_at is not None  # noqa: E731
+        if acked():
+            return
+        await self._enter("receipt", "acknowledgement", intake.recipient_contacts, None)
+        for n in range(intake.receipt_reminders + 1):
+            s.awaiting = Awaiting(what="acknowledgement", from_whom=intake.recipient_contacts,
+                                  deadline=workflow.now() + wait)
+            if await self._wait(acked, wait):
+                return
+            if n < intake.receipt_reminders:
+                await self._event("receipt_reminder", notices=[Notice(
+                    to=intake.recipient_contacts, kind="receipt_reminder",
+                    awaiting="acknowledge the sealed bundle")])
+        # Escalate, and move on: the record and retention must not wait on the recipient.
+        # A late acknowledgement is still accepted and clears the flag.
+        s.overdue = True
+        tier1 = [m for m, t in intake.managers if t == min(t for _, t in intake.managers)]
+        await self._event("receipt_escalated", notices=[Notice(
+            to=intake.recipient_managers + tier1, kind="receipt_overdue",
+            awaiting="the recipient's acknowledgement of the sealed bundle")])
+        self._publish()
+
+    async def _inform_subject(self) -> None:
+        s = self._s
+        # Golden rule 6: tell the family what was shared, unless the override ground makes it unsafe.
+        s.subject_informed = s.inform_subject and s.override_ground not in UNSAFE_TO_INFORM_GROUNDS
+        if s.subject_informed:
+            await self._event("subject_to_be_informed", notices=[Notice(
+                to=[s.requested_by], kind="inform_subject",
+                awaiting="tell the child/family what was shared, with whom and why")])
+        else:
+            await self._event("subject_not_informed", data={"ground": s.override_ground})
+
+    async def _retain(self) -> None:
+        s = self._s
+        until = self._intake_snapshot.retention_until
+        await self._enter("retention", "retention_expiry", [], None)
+        s.awaiting = Awaiting(what="retention_expiry", from_whom=[], deadline=until)
+        while s.held or workflow.now() < until:
+            held = s.held
+            span = _RETENTION_CHUNK if held else min(until - workflow.now(), _RETENTION_CHUNK)
+            if await self._wait(lambda: s.held != held, span):  # noqa: B023 - evaluated now
+                continue  # a hold was placed or released
+            if s.held or workflow.now() < until:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(ShareInput(state=s))
+
+    async def _delete(self) -> None:
+        s = self._s
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        tomb = await workflow.execute_activity_method(
+            ShareActivities.destroy_content, RequestAt(request_id=s.request_id, at=workflow.now()), **_ACT
+        )
+        s.deleted_at, s.stage, s.awaiting = tomb.destroyed_at, "deleted", None
+        self._publish()
+        await self._event("content_destroyed")
+        await self._write_record()
+
+    # --- actors --------------------------------------------------------------------------------
+
+    @workflow.query
+    def status(self) -> Status:
+        s = self._s
+        return Status(
+            request_id=s.request_id, stage=s.stage, outcome=s.outcome, urgency=s.urgency,
+            disclosing_agency=s.disclosing_agency, recipient_agency=s.recipient_agency,
+            consent=s.consent, override_ground=s.override_ground,
+            escalation_tier=s.escalation_tier, overdue=s.overdue, awaiting=s.awaiting,
+            approved_items=s.approved_items, acknowledged_at=s.acknowledged_at, held=s.held,
+            retention_until=s.intake.retention_until if s.intake else None, deleted_at=s.deleted_at,
+        )
+
+    @workflow.update
+    async def record_consent(self, action: ConsentAction) -> Status:
+        s = self._s
+        s.consent = action.status
+        notices = []
+        if action.status == "withdrawn" and s.receipt is not None:
+            notices.append(Notice(to=self._intake_snapshot.recipient_contacts, kind="consent_withdrawn",
+                                  awaiting="stop further use that relied on consent"))
+        await self._event(f"consent_{action.status}", actor=action.by, notices=notices)
+        return self.status()
+
+    @record_consent.validator
+    def _check_consent(self, action: ConsentAction) -> None:
+        s = self._s
+        self._check_discloser(action.by, "by")
+        if action.status == "withdrawn":
+            if s.consent != "given":
+                raise _refuse(f"request {s.request_id}: only consent that was given can be withdrawn")
+        elif s.stage != "consent" or s.consent != "awaited" or s.override_ground is not None:
+            raise _refuse(f"request {s.request_id}: consent is not awaited "
+                          f"(stage: {s.stage}, consent: {s.consent})")
+
+    @workflow.update
+    async def record_override(self, action: OverrideAction) -> Status:
+        s = self._s
+        s.override_ground, s.override_by = action.ground, action.by
+        await self._event("safeguarding_override", actor=action.by, data={"ground": action.ground},
+                          note=action.reason)
+        self._publish()
+        return self.status()
+
+    @record_override.validator
+    def _check_override(self, action: OverrideAction) -> None:
+        s = self._s
+        self._check_discloser(action.by, "by")
+        if s.stage not in ("consent", "manager_review"):
+            raise _refuse(f"request {s.request_id}: an override is recorded before the decision "
+                          f"to share (stage: {s.stage})")
+        if s.override_ground is not None:
+            raise _refuse(f"request {s.request_id}: an override is already recorded")
+
+    @workflow.update
+    async def decide(self, action: DecisionAction) -> Status:
+        s, intake = self._s, self._intake_snapshot
+        stage = "retrospective_review" if s.stage == "retrospective_review" else "approval"
+        s.decisions.append(DecisionEntry(
+            at=workflow.now(), by=action.manager, decision=action.decision, kind=stage,
+            items=action.items, reason_sha256=text_sha256(action.reason)))
+        notices = []
+        if action.decision == "approve" and stage == "approval":
+            s.approved_items = action.items or [i.id for i in intake.items]
+        elif action.decision == "decline" and stage == "approval":
+            s.declined = True
+            s.outcome = "withdrawn" if s.consent == "withdrawn" else "not_shared"
+            notices.append(Notice(to=[s.requested_by], kind="request_declined"))
+        elif action.decision == "decline":
+            notices.append(Notice(to=intake.dpo or [m for m, _ in intake.managers],
+                                  kind="retrospective_review_concerns",
+                                  awaiting="follow-up of the concerns raised on an emergency share"))
+        await self._event(f"manager_{action.decision}", actor=action.manager,
+                          data={"stage": stage, "items": len(action.items or [])},
+                          note=action.reason, notices=notices)
+        return self.status()
+
+    @decide.validator
+    def _check_decision(self, action: DecisionAction) -> None:
+        s = self._s
+        managers = [m for m, _ in self._intake_snapshot.managers] if s.intake else []
+        if action.manager not in managers:
+            raise _refuse(f"manager {action.manager} is not in the escalation chain of "
+                          f"{s.disclosing_agency}")
+        if action.manager == s.requested_by:
+            raise _refuse("the requester cannot decide on their own request")
+        if action.decision == "comment":
+            return
+        if s.stage not in ("manager_review", "retrospective_review") or self._decided(s.stage):
+            raise _refuse(f"request {s.request_id} is not awaiting a manager decision (stage: {s.stage})")
+        if action.items is not None:
+            if action.decision != "approve" or s.stage != "manager_review":
+                raise _refuse("items: only an approval before sharing names items")
+            known = {i.id for i in self._intake_snapshot.items}
+            if not action.items or not set(action.items) <= known:
+                raise _refuse(f"items: item ids of this request, from {sorted(known)}")
+        if (action.decision == "approve" and s.stage == "manager_review"
+                and s.consent in ("refused", "withdrawn", "timed_out") and s.override_ground is None):
+            raise _refuse(f"request {s.request_id}: consent {s.consent}; approval needs a recorded "
+                          "safeguarding override on a lawful ground (`safeshare override`)")
+
+    @workflow.update
+    async def acknowledge(self, action: AckAction) -> Status:
+        s = self._s
+        s.acknowledged_at = workflow.now()
+        if s.stage in ("receipt", "retention"):  # the only overdue these stages have is the receipt's
+            s.overdue = False
+        await workflow.execute_activity_method(
+            ShareActivities.mark_acknowledged, RequestAt(request_id=s.request_id, at=s.acknowledged_at),
+            **_ACT)
+        await self._event("bundle_acknowledged", actor=action.agency)
+        self._publish()
+        if s.stage == "retention":  # earlier stages write the record when they end
+            await self._write_record()
+        return self.status()
+
+    @acknowledge.validator
+    def _check_ack(self, action: AckAction) -> None:
+        s = self._s
+        if action.agency != s.recipient_agency:
+            raise _refuse(f"agency {action.agency} is not the recipient of request {s.request_id}")
+        if s.receipt is None or s.stage == "deleted":
+            raise _refuse(f"request {s.request_id}: no bundle awaits acknowledgement")
+        if s.acknowledged_at is not None:
+            raise _refuse(f"request {s.request_id}: already acknowledged")
+
+    @workflow.update
+    async def legal_hold(self, action: HoldAction) -> Status:
+        self._s.held = action.hold
+        await self._event("legal_hold_placed" if action.hold else "legal_hold_released", note=action.reason)
+        return self.status()
+
+    @legal_hold.validator
+    def _check_hold(self, action: HoldAction) -> None:
+        s = self._s
+        if s.stage == "deleted":
+            raise _refuse(f"request {s.request_id}: content already deleted")
+        if action.hold == s.held:
+            raise _refuse(f"request {s.request_id}: " + ("already on legal hold" if s.held else "not on legal hold"))
+
+    @workflow.update
+    async def challenge(self, action: ChallengeAction) -> Status:
+        s, intake = self._s, self._intake_snapshot
+        s.challenges += 1
+        tier1 = [m for m, t in intake.managers if t == min(t for _, t in intake.managers)]
+        await self._event("challenge_recorded", actor=action.by, note=action.text, notices=[Notice(
+            to=tier1 + intake.dpo, kind="challenge_recorded",
+            awaiting="consideration of the subject's challenge")])
+        return self.status()
+
+    @challenge.validator
+    def _check_challenge(self, action: ChallengeAction) -> None:
+        s = self._s
+        self._check_discloser(action.by, "by")
+        if s.stage == "deleted":
+            raise _refuse(f"request {s.request_id}: content already deleted")
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    @property
+    def _intake_snapshot(self) -> Intake:
+        assert self._s.intake is not None
+        return self._s.intake
+
+    @property
+    def _policy(self) -> StagePolicy:
+        return self._intake_snapshot.stage_policy
+
+    def _decided(self, stage: Stage) -> bool:
+        kind = "retrospective_review" if stage == "retrospective_review" else "approval"
+        return any(d.kind == kind and d.decision != "comment" for d in self._s.decisions)
+
+    def _check_discloser(self, contact: str, field: str) -> None:
+        s = self._s
+        allowed = set(self._intake_snapshot.disclosing_contacts if s.intake else []) | {s.requested_by}
+        if contact not in allowed:
+            raise _refuse(f"{field}: {contact} is not a contact of {s.disclosing_agency} or the requester")
+
+    async def _wait(self, condition: Callable[[], bool], timeout: timedelta) -> bool:
+        """True if the condition held before the timeout (a durable timer)."""
+        try:
+            await workflow.wait_condition(condition, timeout=timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    async def _enter(
+        self, stage: Stage, what: str | None, who: Sequence[str], wait: timedelta | None, *,
+        event: str | None = None, awaiting: str = "", data: dict | None = None,
+    ) -> None:
+        # The people awaited are notified before the status shows them as awaited.
+        s = self._s
+        deadline = workflow.now() + wait if wait is not None else None
+        notices = [Notice(to=list(who), kind=event or f"{stage}_started", awaiting=awaiting,
+                          deadline=deadline)] if who and awaiting else []
+        await self._event(event or f"{stage}_started", data=data, notices=notices)
+        s.stage = stage
+        s.awaiting = Awaiting(what=what, from_whom=list(who), deadline=deadline) if what else None
+        self._publish()
+
+    async def _event(
+        self, event: str, *, actor: str = "system", data: dict | None = None,
+        note: str | None = None, notices: Sequence[Notice] = (),
+    ) -> None:
+        s = self._s
+        s.steps += 1
+        await workflow.execute_activity_method(
+            ShareActivities.record_event,
+            EventInput(request_id=s.request_id, step=f"{s.steps:05d}-{event}", event=event, actor=actor,
+                       at=workflow.now(), data=data or {}, note=note, notices=list(notices)),
+            **_ACT,
+        )
+
+    async def _write_record(self) -> None:
+        s, intake = self._s, self._intake_snapshot
+        shared = [i for i in intake.items if s.receipt and i.id in (s.approved_items or [x.id for x in intake.items])]
+        await workflow.execute_activity_method(ShareActivities.write_record, DecisionRecord(
+            request_id=s.request_id, outcome=s.outcome, direction=s.direction, urgency=s.urgency,
+            purpose=s.purpose, disclosing_agency=s.disclosing_agency, recipient_agency=s.recipient_agency,
+            requested_by=s.requested_by, lawful_basis=s.lawful_basis, special_condition=s.special_condition,
+            consent_status=s.consent, override_ground=s.override_ground, override_by=s.override_by,
+            decisions=s.decisions, categories_shared=sorted({i.category for i in shared}),
+            items_shared=shared, withheld_identities=s.receipt.withheld_identities if s.receipt else 0,
+            bundle_sha256=s.receipt.bundle_sha256 if s.receipt else None,
+            shared_at=s.receipt.delivered_at if s.receipt else None, acknowledged_at=s.acknowledged_at,
+            subject_informed=s.subject_informed, retention_until=intake.retention_until,
+            deleted_at=s.deleted_at, updated_at=workflow.now(),
+        ), **_ACT)
+
+    def _publish(self) -> None:
+        s = self._s
+        basis = f"override:{s.override_ground}" if s.override_ground else s.consent
+        pairs = [
+            STAGE.value_set(s.stage), OUTCOME.value_set(s.outcome), URGENCY.value_set(s.urgency),
+            DISCLOSING.value_set(s.disclosing_agency), RECIPIENT.value_set(s.recipient_agency),
+            CONSENT_BASIS.value_set(basis), TIER.value_set(s.escalation_tier),
+            OVERDUE.value_set(s.overdue),
+        ]
+        if s.intake is not None:
+            pairs.append(RETENTION_UNTIL.value_set(s.intake.retention_until))
+        workflow.upsert_search_attributes(pairs)
