@@ -14,6 +14,7 @@ class Settings:
     namespace: str
     home: Path
     database_url: str
+    task_queue: str = "safeshare"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -23,6 +24,7 @@ class Settings:
             namespace=env.get("TEMPORAL_NAMESPACE", "default"),
             home=home,
             database_url=env.get("SAFESHARE_DATABASE_URL", f"sqlite+aiosqlite:///{home / 'safeshare.db'}"),
+            task_queue=env.get("SAFESHARE_TASK_QUEUE", "safeshare"),
         )
 
     @property

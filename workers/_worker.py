@@ -47,5 +47,5 @@ async def running_worker(
 
 
 async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) -> None:
-    async with running_worker(client, settings):
+    async with running_worker(client, settings, settings.task_queue):
         await stop.wait()
