@@ -1,0 +1,128 @@
+"""End to end on the real Temporal dev server: `safeshare dev` as `make run` starts it, the CLI
+driving one request from submit to its record, and a restart resuming the open request."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+
+from clients import Settings, connect
+from schemas import SEARCH_ATTRIBUTES
+
+from .conftest import EXAMPLES
+
+SAFESHARE = str(Path(sys.executable).parent / "safeshare")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class DevStack:
+    def __init__(self, home: Path) -> None:
+        self.home, self.port, self.ui_port = home, free_port(), free_port()
+        self.env = {**os.environ, "SAFESHARE_HOME": str(home), "TEMPORAL_ADDRESS": f"127.0.0.1:{self.port}"}
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            SAFESHARE, "dev", "--port", str(self.port), "--ui-port", str(self.ui_port), env=self.env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        # Ready when the worker says so: wait on its log line, not on a clock.
+        async with asyncio.timeout(90):
+            while b"worker_started" not in (line := await self.proc.stderr.readline()):
+                assert line, "safeshare dev exited before its worker started"
+
+    async def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGINT)
+        await self.proc.stderr.read()
+        return await asyncio.wait_for(self.proc.wait(), 60)
+
+    async def cli(self, *args: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            SAFESHARE, *args, env=self.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        output, _ = await proc.communicate()
+        return proc.returncode or 0, output.decode()
+
+    async def until_stage(self, rid: str, stage: str) -> dict:
+        async with asyncio.timeout(30):
+            while True:
+                code, output = await self.cli("status", rid, "--json")
+                if code == 0 and json.loads(output)["stage"] == stage:
+                    return json.loads(output)
+
+
+@pytest.fixture
+async def dev(tmp_path: Path):
+    stack = DevStack(tmp_path / "var")
+    await stack.start()
+    yield stack
+    if stack.proc and stack.proc.returncode is None:
+        await stack.stop()
+
+
+async def test_make_run_stack_serves_the_ui_with_search_attributes_and_stops_cleanly(dev: DevStack) -> None:
+    """Operators: the Web UI is up and every search attribute is registered; Ctrl-C stops cleanly."""
+    body = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://127.0.0.1:{dev.ui_port}/", timeout=10).read())
+    assert b"<html" in body.lower()
+    client = await connect(Settings.from_env(dev.env))
+    listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace="default"))
+    assert set(SEARCH_ATTRIBUTES) <= set(listed.custom_attributes)
+    assert (dev.home / "temporal.db").exists() and (dev.home / "directory.yaml").exists()
+    assert oct((dev.home / "keys" / "store.key").stat().st_mode & 0o777) == "0o600"
+    assert await dev.stop() == 0
+
+
+async def test_cli_drives_a_request_from_submit_to_record_and_survives_a_restart(
+    dev: DevStack, tmp_path: Path
+) -> None:
+    """The whole lifecycle through the CLI on the real server; a restart resumes the open request."""
+    data = yaml.safe_load((EXAMPLES / "requests" / "routine-consent.yaml").read_text())
+    rid = data["request_id"] = f"e2e-{os.getpid()}"
+    path = tmp_path / "request.yaml"
+    path.write_text(yaml.safe_dump(data))
+
+    assert (await dev.cli("submit", str(path)))[0] == 0
+    await dev.until_stage(rid, "consent")
+    code, output = await dev.cli("list", "--stage", "consent", "--json")
+    assert code == 0 and rid in [r["request_id"] for r in json.loads(output)]
+
+    # The stack goes down and comes back: the open request is still there, still waiting.
+    assert await dev.stop() == 0
+    await dev.start()
+    await dev.until_stage(rid, "consent")
+
+    assert (await dev.cli("consent", rid, "--given", "--by", "np-teacher"))[0] == 0
+    await dev.until_stage(rid, "manager_review")
+    code, output = await dev.cli("decide", rid, "--approve", "--manager", "np-teacher", "--reason", "x")
+    assert code == 2 and "not in the escalation chain" in output
+    assert (await dev.cli("decide", rid, "--approve", "--manager", "np-dsl", "--reason", "ok"))[0] == 0
+    await dev.until_stage(rid, "receipt")
+
+    key = str(dev.home / "keys" / "agencies" / "county-childrens-services.key")
+    code, output = await dev.cli("inbox", "open", rid, "--agency", "county-childrens-services", "--key", key)
+    assert code == 0 and "signature verified" in output and "Mondays" in output
+    wrong = str(dev.home / "keys" / "agencies" / "riverside-police.key")
+    code, output = await dev.cli("inbox", "open", rid, "--agency", "county-childrens-services", "--key", wrong)
+    assert code == 2 and "Mondays" not in output
+    assert (await dev.cli("ack", rid, "--agency", "county-childrens-services"))[0] == 0
+    await dev.until_stage(rid, "retention")
+
+    code, output = await dev.cli("records", rid, "--json")
+    trail = json.loads(output)
+    assert code == 0 and trail["record"]["outcome"] == "shared"
+    assert [e["event"] for e in trail["trail"]][:2] == ["request_accepted", "consent_requested"]
+    assert "Mondays" not in output
