@@ -16,7 +16,6 @@ import crypto
 from schemas import (
     DecisionRecord,
     DeliverInput,
-    RequestAt,
     Directory,
     EventInput,
     Intake,
@@ -24,6 +23,7 @@ from schemas import (
     Notice,
     Policy,
     Receipt,
+    RequestAt,
     ShareRequest,
     Tombstone,
 )

@@ -8,11 +8,11 @@ from pydantic import StringConstraints
 
 # Identifiers travel into workflow ids, search attributes and logs, so they are restricted to
 # opaque tokens: a name or a date of birth cannot be written as one by accident of formatting.
-_TOKEN = r"^[a-z0-9][a-z0-9._-]{1,63}$"
+_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{1,63}$"
 RequestId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")]
-AgencyId = Annotated[str, StringConstraints(pattern=_TOKEN)]
-ContactId = Annotated[str, StringConstraints(pattern=_TOKEN)]
-ItemId = Annotated[str, StringConstraints(pattern=_TOKEN)]
+AgencyId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
+ContactId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
+ItemId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
 
 NonEmptyText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 

@@ -60,7 +60,8 @@ class ThirdParty(BaseModel, frozen=True, extra="forbid"):
 class InformationItem(BaseModel, frozen=True, extra="forbid"):
     id: ItemId = Field(description="Item reference, unique within the request")
     category: Category = Field(
-        description="What kind of information this is; health, ethnicity, religion and sexual health are special category"
+        description="What kind of information this is; health, ethnicity, religion and sexual health "
+        "are special category"
     )
     kind: Literal["fact", "opinion"] = Field(description="Fact, or professional opinion (accuracy principle)")
     recorded_on: date = Field(description="When the information was recorded")

@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 import crypto
 
 
-
 class UTCDateTime(sa.TypeDecorator[datetime]):
     """Timestamps are stored in UTC and come back timezone-aware on every backend (SQLite drops it)."""
 

@@ -76,7 +76,8 @@ async def dev(tmp_path: Path):
 
 async def test_make_run_stack_serves_the_ui_with_search_attributes_and_stops_cleanly(dev: DevStack) -> None:
     """Operators: the Web UI is up and every search attribute is registered; Ctrl-C stops cleanly."""
-    body = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://127.0.0.1:{dev.ui_port}/", timeout=10).read())
+    url = f"http://127.0.0.1:{dev.ui_port}/"
+    body = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=10).read())
     assert b"<html" in body.lower()
     client = await connect(Settings.from_env(dev.env))
     listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace="default"))

@@ -12,7 +12,7 @@ from clients import Refused
 from schemas import AckAction, ConsentAction, DecisionAction, HoldAction, OverrideAction
 from store import ContentDestroyed
 
-from .conftest import Stack, example
+from .conftest import Stack
 
 TWO_DAYS = timedelta(days=2, minutes=1)
 

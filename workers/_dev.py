@@ -55,7 +55,8 @@ async def run_dev(settings: Settings, port: int, ui_port: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    with open(settings.home / "temporal.log", "ab") as server_log:
+    # Opened once at start-up, to hand the server process a file descriptor.
+    with open(settings.home / "temporal.log", "ab") as server_log:  # noqa: ASYNC230
         proc = await asyncio.create_subprocess_exec(
             *dev_server_args(settings, port, ui_port), stdout=server_log, stderr=server_log,
             start_new_session=True,  # Ctrl-C reaches us; we stop the server in order

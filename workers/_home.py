@@ -42,7 +42,7 @@ def load_home(settings: Settings) -> tuple[Directory, Policy, bytes]:
     )
 
 
-def agency_keys(settings: Settings):  # noqa: ANN201 - a cached loader, Callable[[str], AgencyKeys]
+def agency_keys(settings: Settings):
     @cache
     def load(agency_id: str) -> crypto.AgencyKeys:
         return crypto.AgencyKeys.load(settings.agency_key_file(agency_id))

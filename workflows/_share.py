@@ -9,7 +9,6 @@ in yearly continue-as-new runs that hold no personal data at all.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
@@ -423,7 +422,7 @@ class ShareRequestWorkflow:
         """True if the condition held before the timeout (a durable timer)."""
         try:
             await workflow.wait_condition(condition, timeout=timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 
