@@ -9,6 +9,7 @@ from ._files import (
     read_policy,
     read_request,
 )
+from ._inbox import open_delivery
 from ._settings import Settings
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "Submitted",
     "connect",
     "describe_validation_error",
+    "open_delivery",
     "read_directory",
     "read_model",
     "read_policy",

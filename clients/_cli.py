@@ -31,6 +31,7 @@ from store import Store, StoreError
 
 from ._client import Refused, SafeshareClient, connect
 from ._files import InputError, describe_validation_error, read_directory, read_request
+from ._inbox import open_delivery
 from ._settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Safeshare: safeguarding information sharing.")
@@ -263,27 +264,11 @@ async def inbox_open(
     """Verify the sender's signature and open a bundle with the agency's private key."""
     settings = Settings.from_env()
     directory = read_directory(settings.directory_file)
-    store = await _store(settings)
-    try:
-        row = await store.delivery(request_id)
-    finally:
-        await store.close()
-    if row is None or row["recipient"] != agency:
-        raise Refused(f"request {request_id}: no bundle for {agency}")
-    if row["bundle"] is None:
-        raise Refused(f"request {request_id}: bundle destroyed at retention expiry")
-    sender = directory.agency(row["sender"])
-    if sender is None:
-        raise Refused(f"request {request_id}: sender {row['sender']} is not in the directory")
-    _, plaintext = crypto.open_bundle(
-        row["bundle"], recipient=agency, private_key=crypto.AgencyKeys.load(key).hpke,
-        sender_public_b64=sender.signing_public_key,
-    )
-    content = json.loads(plaintext)
+    sender, content = await open_delivery(settings, directory, request_id, agency, crypto.AgencyKeys.load(key))
     if as_json:
         _show(content, True)
         return
-    out.print(f"[bold]{request_id}[/bold] from {row['sender']}: signature verified")
+    out.print(f"[bold]{request_id}[/bold] from {sender}: signature verified")
     out.print(f"purpose: {content['purpose']['category']}, basis: {content['lawful_basis']}")
     for item in content["items"]:
         flag = " (historical)" if item.get("historical") else ""

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from rich.console import Console
 
 import crypto
-from clients import SafeshareClient, Settings, connect, read_directory, read_request
+from clients import SafeshareClient, Settings, connect, open_delivery, read_directory, read_request
 from schemas import AckAction, ConsentAction, DecisionAction, OverrideAction, Status
 
 from ._home import EXAMPLES, ensure_demo_home
@@ -39,19 +39,8 @@ class Demo:
         return status
 
     async def open_and_ack(self, rid: str, agency: str) -> None:
-        row_key = crypto.AgencyKeys.load(self.settings.agency_key_file(agency))
-        from store import Store
-
-        store = await Store.open(self.settings.database_url, crypto.read_secret(self.settings.store_key_file))
-        try:
-            row = await store.delivery(rid)
-        finally:
-            await store.close()
-        assert row is not None
-        sender = self.client.directory.agency(row["sender"])
-        assert sender is not None
-        crypto.open_bundle(row["bundle"], recipient=agency, private_key=row_key.hpke,
-                           sender_public_b64=sender.signing_public_key)
+        keys = crypto.AgencyKeys.load(self.settings.agency_key_file(agency))
+        await open_delivery(self.settings, self.client.directory, rid, agency, keys)
         out.print(f"  {agency} opened the bundle: signature verified, content decrypted")
         await self.client.acknowledge(rid, AckAction(agency=agency))
         out.print(f"  {agency} acknowledged receipt")

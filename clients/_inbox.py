@@ -1,0 +1,35 @@
+"""Opening a delivered bundle: the recipient's view, shared by the CLI and the demo."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import crypto
+from schemas import Directory
+from store import Store
+
+from ._client import Refused
+from ._settings import Settings
+
+
+async def open_delivery(
+    settings: Settings, directory: Directory, request_id: str, agency: str, keys: crypto.AgencyKeys
+) -> tuple[str, dict[str, Any]]:
+    """Verify the sender's signature and decrypt; returns the sender and the bundle's content."""
+    store = await Store.open(settings.database_url, crypto.read_secret(settings.store_key_file))
+    try:
+        row = await store.delivery(request_id)
+    finally:
+        await store.close()
+    if row is None or row["recipient"] != agency:
+        raise Refused(f"request {request_id}: no bundle for {agency}")
+    if row["bundle"] is None:
+        raise Refused(f"request {request_id}: bundle destroyed at retention expiry")
+    sender = directory.agency(row["sender"])
+    if sender is None:
+        raise Refused(f"request {request_id}: sender {row['sender']} is not in the directory")
+    _, plaintext = crypto.open_bundle(
+        row["bundle"], recipient=agency, private_key=keys.hpke, sender_public_b64=sender.signing_public_key
+    )
+    return row["sender"], json.loads(plaintext)
