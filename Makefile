@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt lock demo clean
+.PHONY: run test lint fmt lock demo histories bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The benchmarks against the real dev server (not part of `make test`): writes
+# benchmarks/results/latest.json and the table in docs/PERFORMANCE.md. BENCH_SCALE=0.1 for a quick run.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
@@ -28,11 +33,20 @@ fmt: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/safeshare demo
 
+# Record a new set of histories under tests/histories/$(NAME) after a deliberate, patched change;
+# every set, old and new, is replayed by every test run.
+histories: $(STAMP)
+	test -n "$(NAME)" || (echo "usage: make histories NAME=v2-what-changed" && exit 2)
+	$(BIN)/python -m tests.record_histories $(NAME)
+
 # Re-pin after changing dependencies in pyproject.toml (needs pip-tools in .venv).
 lock: $(STAMP)
 	$(BIN)/python -m pip install --quiet pip-tools
-	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --extra test --extra install \
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --extra test --extra install --extra bench \
 		--no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+	# What the worker image installs: the runtime dependencies only (Dockerfile).
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --extra install \
+		--no-emit-index-url --no-emit-find-links -o requirements-runtime.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,5 +1,35 @@
 """Safeshare's activities: every side effect of a share request."""
 
+from ._channels import (
+    SIGNATURE_HEADER,
+    ChannelError,
+    Channels,
+    MailDirSender,
+    Outgoing,
+    Rejected,
+    SmtpSender,
+    Unavailable,
+    WebhookSender,
+    idempotency_key,
+    message_id,
+)
+from ._errors import StoreFailures
 from ._share import WITHHELD, ShareActivities, bundle_content
 
-__all__ = ["WITHHELD", "ShareActivities", "bundle_content"]
+__all__ = [
+    "SIGNATURE_HEADER",
+    "WITHHELD",
+    "ChannelError",
+    "Channels",
+    "MailDirSender",
+    "Outgoing",
+    "Rejected",
+    "ShareActivities",
+    "SmtpSender",
+    "StoreFailures",
+    "Unavailable",
+    "WebhookSender",
+    "bundle_content",
+    "idempotency_key",
+    "message_id",
+]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import structlog
 from temporalio import activity
@@ -21,13 +24,21 @@ from schemas import (
     Intake,
     ItemSummary,
     Notice,
+    NotifyInput,
+    NotifyResult,
     Policy,
+    PushInput,
+    PushResult,
     Receipt,
     RequestAt,
     ShareRequest,
     Tombstone,
+    workflow_id,
 )
 from store import ContentDestroyed, OutgoingNotice, Store
+
+from . import _metrics as metrics
+from ._channels import Channels, Outgoing, Rejected, Unavailable
 
 log = structlog.get_logger("safeshare.activities")
 
@@ -42,6 +53,8 @@ class ShareActivities:
     directory: Directory
     policy: Policy
     agency_keys: Callable[[str], crypto.AgencyKeys]
+    history_keys: crypto.HistoryKeys
+    channels: Channels
 
     @activity.defn
     async def accept_request(self, request: ShareRequest) -> Intake:
@@ -55,6 +68,8 @@ class ShareActivities:
             request.request_id, request.model_dump_json().encode(), activity.info().started_time
         )
         log.info("request_stored", request_id=request.request_id, new=stored)
+        if stored:
+            metrics.request_accepted(request.urgency, request.direction)
         return Intake(
             items=[
                 ItemSummary(
@@ -75,6 +90,10 @@ class ShareActivities:
             retention_until=self.policy.retention_until(
                 request.subject.date_of_birth, request.subject.looked_after
             ),
+            signing_keys={
+                **{c.id: c.signing_public_key for c in discloser.contacts if c.signing_public_key},
+                recipient.id: recipient.signing_public_key,
+            },
         )
 
     @activity.defn
@@ -90,6 +109,7 @@ class ShareActivities:
             raise ApplicationError(str(err), type="ContentDestroyed", non_retryable=True) from err
         if done:
             log.info(inp.event, request_id=inp.request_id, step=inp.step, actor=inp.actor, **inp.data)
+            metrics.event_recorded(inp.event)
             for o in outgoing:
                 log.info("notification_queued", request_id=inp.request_id, kind=o.kind, to=o.to_contact)
 
@@ -107,15 +127,51 @@ class ShareActivities:
             if found is None:
                 log.warning("notification_unaddressable", request_id=inp.request_id, to=contact_id)
                 continue
+            contact = found[1]
+            webhook = contact.webhook_url if contact.notify == "webhook" else None
             out.append(
                 OutgoingNotice(
                     dedupe_key=f"{inp.request_id}:{inp.step}:{notice.kind}:{contact_id}",
-                    kind=notice.kind, to_contact=contact_id, address=found[1].email,
+                    kind=notice.kind, to_contact=contact_id, channel="webhook" if webhook else "email",
+                    address=webhook or contact.email,
                     subject=f"[Safeshare] {inp.request_id}: {notice.kind.replace('_', ' ')}",
                     body=body,
                 )
             )
         return out
+
+    @activity.defn
+    async def send_notifications(self, inp: NotifyInput) -> NotifyResult:
+        """Send a step's queued notifications, each marked sent as soon as it is, so a retry sends
+        only the rest; a crash between sending and marking resends with the same Message-ID /
+        Idempotency-Key, which receivers dedupe on."""
+        refused = sent = 0
+        for row in await self.store.unsent(inp.request_id, inp.step):
+            msg = Outgoing(
+                dedupe_key=row["dedupe_key"], request_id=row["request_id"], kind=row["kind"],
+                channel=row["channel"], address=row["address"], subject=row["subject"], body=row["body"],
+            )
+            where = {"request_id": inp.request_id, "kind": msg.kind, "to": row["to_contact"], "channel": msg.channel}
+            try:
+                await self.channels.send(msg)
+            except Rejected as err:
+                await self.store.mark_failed(row["id"], _now(), str(err))
+                log.warning("notification_refused", **where, reason=str(err))
+                refused += 1
+                continue
+            except Unavailable as err:
+                log.warning("notification_unavailable", **where, reason=str(err),
+                            attempt=activity.info().attempt)
+                raise ApplicationError(str(err), type="ChannelUnavailable") from None
+            await self.store.mark_sent(row["id"], _now())
+            log.info("notification_sent", **where)
+            sent += 1
+        if refused:
+            raise ApplicationError(
+                f"request {inp.request_id}: {refused} notification(s) refused by the receiver",
+                type="NotificationRefused", non_retryable=True,
+            )
+        return NotifyResult(sent=sent)
 
     @activity.defn
     async def seal_and_deliver(self, inp: DeliverInput) -> Receipt:
@@ -144,11 +200,48 @@ class ShareActivities:
             )
             log.info("bundle_delivered", request_id=inp.request_id, recipient=inp.recipient_agency,
                      items=len(inp.item_ids), withheld=withheld)
+            metrics.bundle_delivered(recipient.hpke_suite)
         return Receipt(
             bundle_sha256=existing["bundle_sha256"],
             delivered_at=existing["delivered_at"],
             withheld_identities=existing["withheld_identities"],
         )
+
+    @activity.defn
+    async def push_bundle(self, inp: PushInput) -> PushResult:
+        """POST the stored bundle to a webhook recipient, with the request id as Idempotency-Key:
+        one delivery per request however often this is retried, even after a worker dies mid-send."""
+        recipient = self.directory.agency(inp.recipient_agency)
+        if recipient is None or recipient.delivery != "webhook" or recipient.webhook_url is None:
+            return PushResult(pushed=False)
+        row = await self.store.delivery(inp.request_id)
+        if row is None or row["recipient"] != inp.recipient_agency:
+            raise ApplicationError(f"request {inp.request_id}: nothing delivered to push", type="NotDelivered",
+                                   non_retryable=True)
+        if row["pushed_at"] is not None:
+            return PushResult(pushed=True, pushed_at=row["pushed_at"])
+        if row["bundle"] is None:
+            raise ApplicationError(f"request {inp.request_id}: content destroyed at retention expiry",
+                                   type="ContentDestroyed", non_retryable=True)
+        headers = {"X-Safeshare-Request": inp.request_id, "X-Safeshare-Sender": row["sender"],
+                   "X-Safeshare-Bundle-SHA256": row["bundle_sha256"]}
+        try:
+            async with _heartbeating():
+                await self.channels.webhook.post(recipient.webhook_url, row["bundle"], "application/octet-stream",
+                                                 inp.request_id, headers)
+        except Rejected as err:
+            log.warning("bundle_push_refused", request_id=inp.request_id, recipient=inp.recipient_agency,
+                        reason=str(err))
+            raise ApplicationError(f"request {inp.request_id}: {err}", type="DeliveryRefused",
+                                   non_retryable=True) from None
+        except Unavailable as err:
+            log.warning("bundle_push_unavailable", request_id=inp.request_id, recipient=inp.recipient_agency,
+                        reason=str(err), attempt=activity.info().attempt)
+            raise ApplicationError(str(err), type="ChannelUnavailable") from None
+        at = _now()
+        await self.store.mark_pushed(inp.request_id, at)
+        log.info("bundle_pushed", request_id=inp.request_id, recipient=inp.recipient_agency)
+        return PushResult(pushed=True, pushed_at=at)
 
     @activity.defn
     async def write_record(self, record: DecisionRecord) -> None:
@@ -164,6 +257,40 @@ class ShareActivities:
         await self.store.destroy(inp.request_id, inp.at)
         log.info("content_destroyed", request_id=inp.request_id)
         return Tombstone(request_id=inp.request_id, destroyed_at=inp.at)
+
+    @activity.defn
+    async def retire_history_key(self, inp: RequestAt) -> None:
+        await self.history_keys.retire(workflow_id(inp.request_id))
+
+    @activity.defn
+    async def shred_history_key(self, inp: RequestAt) -> None:
+        """After this, no copy of the request's earlier Temporal history can be decrypted."""
+        await self.history_keys.destroy(workflow_id(inp.request_id))
+        log.info("history_key_destroyed", request_id=inp.request_id)
+
+
+def _now() -> datetime:
+    # The server's clock for this attempt: real time in production, skipped time in tests.
+    return activity.info().current_attempt_scheduled_time
+
+
+@contextlib.asynccontextmanager
+async def _heartbeating(every: timedelta = timedelta(seconds=2)) -> AsyncIterator[None]:
+    """Heartbeat while a send is in flight, so a worker that dies mid-send is noticed within the
+    activity's heartbeat timeout rather than its (longer) start-to-close timeout."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(every.total_seconds())
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def bundle_content(request: ShareRequest, item_ids: list[str]) -> tuple[bytes, int]:

@@ -1,6 +1,15 @@
 """The Python client and the files it reads: how every actor reaches Safeshare."""
 
-from ._client import Refused, SafeshareClient, Submitted, connect
+from ._client import (
+    Refused,
+    SafeshareClient,
+    Submitted,
+    connect,
+    create_deployment_keys,
+    history_runs,
+    open_codec,
+    sign,
+)
 from ._files import (
     InputError,
     describe_validation_error,
@@ -10,19 +19,27 @@ from ._files import (
     read_request,
 )
 from ._inbox import open_delivery
-from ._settings import Settings
+from ._records import EXPORT_FIELDS, export_row
+from ._settings import Settings, SettingsError
 
 __all__ = [
+    "EXPORT_FIELDS",
     "InputError",
     "Refused",
     "SafeshareClient",
     "Settings",
+    "SettingsError",
     "Submitted",
     "connect",
+    "create_deployment_keys",
     "describe_validation_error",
+    "export_row",
+    "history_runs",
+    "open_codec",
     "open_delivery",
     "read_directory",
     "read_model",
     "read_policy",
     "read_request",
+    "sign",
 ]

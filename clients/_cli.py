@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import functools
 import json
 import sys
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -14,7 +17,10 @@ import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError
+from typer.core import TyperGroup
 
 import crypto
 from schemas import (
@@ -22,21 +28,46 @@ from schemas import (
     ChallengeAction,
     ConsentAction,
     DecisionAction,
+    DecisionRecord,
     HoldAction,
     IntakeError,
     OverrideAction,
     ShareRequest,
 )
-from store import Store, StoreError
+from store import Store, StoreError, upgrade_database
 
-from ._client import Refused, SafeshareClient, connect
+from ._client import Refused, SafeshareClient, connect, create_deployment_keys, open_codec
 from ._files import InputError, describe_validation_error, read_directory, read_request
 from ._inbox import open_delivery
-from ._settings import Settings
+from ._records import check_format, export_row, export_window, render
+from ._settings import Settings, SettingsError
+
+
+class _RecordsGroup(TyperGroup):
+    """`safeshare records ID` is short for `safeshare records show ID`."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> tuple[Any, Any, list[str]]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["show", *args]
+        return super().resolve_command(ctx, args)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Safeshare: safeguarding information sharing.")
 inbox_app = typer.Typer(no_args_is_help=True, help="Sealed bundles delivered to an agency.")
 app.add_typer(inbox_app, name="inbox")
+records_app = typer.Typer(
+    cls=_RecordsGroup, no_args_is_help=True,
+    help="Decision records: one request's full trail (`records ID`), or an export for the DPO.",
+)
+app.add_typer(records_app, name="records")
+audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")
+app.add_typer(audit_app, name="audit")
+db_app = typer.Typer(no_args_is_help=True, help="The store's database schema.")
+app.add_typer(db_app, name="db")
+AUDIT_BROKEN = 3  # exit code: the audit log does not verify
+keys_app = typer.Typer(no_args_is_help=True, help="Key pairs, the codec key ring, the codec server token.")
+app.add_typer(keys_app, name="keys")
+# What a command opened (the codec's key vault), closed when the command ends.
+_resources: contextvars.ContextVar[contextlib.AsyncExitStack] = contextvars.ContextVar("resources")
 out = Console()
 err = Console(stderr=True)
 
@@ -45,19 +76,26 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")
 
 def _fail(code: int, problems: list[str]) -> NoReturn:
     for p in problems:
-        err.print(f"[red]error:[/red] {p}", highlight=False)
+        err.print(f"[red]error:[/red] {p}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
 def command(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
     """Run an async command, turning each kind of failure into its exit code and a clear line."""
 
+    async def run(*args: Any, **kwargs: Any) -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            _resources.set(stack)
+            await fn(*args, **kwargs)
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> None:
         try:
-            asyncio.run(fn(*args, **kwargs))
+            asyncio.run(run(*args, **kwargs))
         except InputError as e:
             _fail(2, e.problems)
+        except SettingsError as e:
+            _fail(2, [str(e)])
         except ValidationError as e:
             _fail(2, describe_validation_error(e))
         except (IntakeError, Refused) as e:
@@ -66,6 +104,12 @@ def command(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]
             _fail(2, [str(e)])
         except StoreError as e:
             _fail(1, [str(e)])
+        except (OSError, SQLAlchemyError) as e:
+            # Never the URL: it may hold a password.
+            _fail(1, [f"store: cannot use the database ({type(e).__name__}); check SAFESHARE_DATABASE_URL"])
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            _fail(1, ["Temporal: the request did not answer in time (is a worker running?); "
+                      "check with `safeshare status` before trying again"])
         except RPCError as e:
             _fail(1, [f"Temporal: {e.message} (is the stack running? TEMPORAL_ADDRESS)"])
 
@@ -74,7 +118,18 @@ def command(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]
 
 async def _client(settings: Settings) -> SafeshareClient:
     directory = read_directory(settings.directory_file)
-    return SafeshareClient(await connect(settings), directory, settings.task_queue)
+    codec = await open_codec(settings)
+    _resources.get().push_async_callback(codec.vault.close)
+    return SafeshareClient(await connect(settings, codec), directory, settings.task_queue)
+
+
+KeyOpt = Annotated[
+    Path | None, typer.Option("--key", help="Your private signing key file: the workflow refuses unsigned actions")
+]
+
+
+def _signing_key(path: Path | None) -> crypto.SigningKey | None:
+    return crypto.SigningKey.load(path) if path is not None else None
 
 
 async def _store(settings: Settings) -> Store:
@@ -171,10 +226,11 @@ async def override(
     ground: Annotated[str, typer.Option("--ground", help="e.g. would_cause_harmful_delay")],
     reason: Annotated[str, typer.Option("--reason")],
     by: Annotated[str, typer.Option("--by")],
+    key: KeyOpt = None,
 ) -> None:
-    """Record a safeguarding override of consent, with its lawful ground and reasons."""
+    """Record a safeguarding override of consent, with its lawful ground and reasons, signed by you."""
     action = OverrideAction(ground=ground, reason=reason, by=by)  # type: ignore[arg-type]
-    s = await (await _client(Settings.from_env())).override(request_id, action)
+    s = await (await _client(Settings.from_env())).override(request_id, action, _signing_key(key))
     out.print(f"{request_id}: override recorded ({ground}); stage {s.stage}")
 
 
@@ -201,8 +257,9 @@ async def decide(
     manager: Annotated[str, typer.Option("--manager")] = "",
     items: Annotated[str | None, typer.Option("--items", help="Comma-separated item ids")] = None,
     reason: Annotated[str, typer.Option("--reason")] = "",
+    key: KeyOpt = None,
 ) -> None:
-    """Approve (optionally only some items), decline, or comment, with reasons."""
+    """Approve (optionally only some items), decline, or comment, with reasons, signed with --key."""
     chosen = [n for n, on in (("approve", approve), ("decline", decline), ("comment", comment)) if on]
     if len(chosen) != 1:
         raise InputError(["decision: exactly one of --approve, --decline, --comment"])
@@ -211,7 +268,7 @@ async def decide(
         manager=manager, reason=reason,
         items=[i.strip() for i in items.split(",") if i.strip()] if items else None,
     )
-    s = await (await _client(Settings.from_env())).decide(request_id, action)
+    s = await (await _client(Settings.from_env())).decide(request_id, action, _signing_key(key))
     out.print(f"{request_id}: {chosen[0]} recorded; stage {s.stage}")
 
 
@@ -280,35 +337,198 @@ async def inbox_open(
 
 @app.command()
 @command
-async def ack(request_id: str, agency: Annotated[str, typer.Option("--agency")]) -> None:
-    """Acknowledge receipt of a bundle."""
-    await (await _client(Settings.from_env())).acknowledge(request_id, AckAction(agency=agency))
+async def ack(
+    request_id: str,
+    agency: Annotated[str, typer.Option("--agency")],
+    key: Annotated[Path, typer.Option("--key", help="The agency's private key file: it signs the receipt")],
+) -> None:
+    """Acknowledge receipt of a bundle, signed with the recipient agency's key."""
+    signer = crypto.SigningKey(crypto.AgencyKeys.load(key).signing)
+    await (await _client(Settings.from_env())).acknowledge(request_id, AckAction(agency=agency), signer)
     out.print(f"{request_id}: receipt acknowledged by {agency}")
 
 
 # --- auditor -----------------------------------------------------------------------------------
 
 
-@app.command()
+@records_app.command("show")
 @command
-async def records(request_id: str, as_json: JsonOpt = False) -> None:
-    """The decision record and audit trail of one request (no content)."""
+async def records_show(request_id: str, as_json: JsonOpt = False) -> None:
+    """One request's full trail: its decision record, audit entries and notifications (no content)."""
     store = await _store(Settings.from_env())
     try:
         body = await store.record(request_id)
         trail = await store.audit_trail(request_id)
+        sent = await store.outbox_for(request_id)
+        accepted = await store.accepted_at(request_id)
     finally:
         await store.close()
     if body is None and not trail:
         raise Refused(f"request {request_id}: no record")
-    result = {"record": json.loads(body) if body else None,
-              "trail": [{k: r[k] for k in ("at", "event", "actor", "data")} for r in trail]}
+    record = DecisionRecord.model_validate_json(body) if body else None
+    result = {
+        "record": record.model_dump(mode="json") if record else None,
+        "ico": export_row(record, accepted) if record and accepted else None,
+        "trail": [{k: r[k] for k in ("seq", "at", "event", "actor", "data", "hash")} for r in trail],
+        "notifications": [
+            {k: r[k] for k in ("kind", "to_contact", "channel", "created_at", "sent_at", "failed_at", "failure")}
+            for r in sent
+        ],
+    }
     if as_json:
         _show(result, True)
         return
-    out.print_json(json.dumps(result["record"], default=str))
+    if result["ico"]:
+        _show(result["ico"], False)
+    out.print("[bold]audit trail[/bold]")
     for r in result["trail"]:
-        out.print(f"{r['at']}  {r['event']:<26} {r['actor']:<22} {r['data']}", highlight=False)
+        out.print(f"{r['seq']:>6}  {r['at']}  {r['event']:<26} {r['actor']:<22} {r['data']}", highlight=False)
+    out.print("[bold]notifications[/bold]")
+    for n in result["notifications"]:
+        state = "sent" if n["sent_at"] else ("refused: " + str(n["failure"]) if n["failed_at"] else "queued")
+        out.print(f"  {n['created_at']}  {n['kind']:<26} {n['to_contact']:<22} {n['channel']:<8} {state}",
+                  highlight=False)
+
+
+@records_app.command("export")
+@command
+async def records_export(
+    start: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD, UTC) a request was accepted")],
+    end: Annotated[str, typer.Option("--to", help="Last day (YYYY-MM-DD, UTC), included")],
+    fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
+) -> None:
+    """Decision records of the requests accepted in a period, with an ICO data-sharing record's fields."""
+    # Purpose, lawful basis, condition, consent or override ground, recipient, categories shared,
+    # who decided and when, outcome, retention and deletion dates: see clients/_records.py.
+    window, fmt = export_window(start, end), check_format(fmt)
+    store = await _store(Settings.from_env())
+    try:
+        rows = await store.records_accepted(*window)
+    finally:
+        await store.close()
+    sys.stdout.write(render([export_row(DecisionRecord.model_validate_json(b), at) for at, b in rows], fmt))
+
+
+# --- audit and database --------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+@command
+async def audit_verify(
+    public_key: Annotated[
+        Path | None, typer.Option("--public-key", help="The deployment's audit public key (default: keys/audit.pub)")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recompute the hash chain and check every signed checkpoint; exit 3 at the first bad entry."""
+    settings = Settings.from_env()
+    key_file = public_key or settings.audit_public_key_file
+    try:
+        key = crypto.check_public_key(key_file.read_text().strip())
+    except OSError:
+        raise InputError([f"--public-key: cannot read {key_file.name}"]) from None
+    except crypto.CryptoError:
+        raise InputError([f"--public-key: {key_file.name} does not hold a base64 Ed25519 public key"]) from None
+    store = await _store(settings)
+    try:
+        report = await store.verify_audit(key)
+    finally:
+        await store.close()
+    summary = {"ok": report.ok, "entries": report.entries, "checkpoints": report.checkpoints,
+               "head_seq": report.head_seq, "first_bad_seq": report.first_bad_seq, "problems": report.problems}
+    if as_json:
+        _show(summary, True)
+    elif report.ok:
+        out.print(f"audit log verified: {report.entries} entries, {report.checkpoints} signed checkpoints")
+    if not report.ok:
+        _fail(AUDIT_BROKEN, [f"audit log broken at entry {report.first_bad_seq}", *report.problems])
+
+
+@audit_app.command("checkpoint")
+@command
+async def audit_checkpoint() -> None:
+    """Sign the chain's head now with the deployment's key (workers also do so periodically)."""
+    settings = Settings.from_env()
+    store = await Store.open(settings.database_url, crypto.read_secret(settings.store_key_file),
+                             audit_key=crypto.SigningKey.load(settings.audit_key_file))
+    try:
+        seq = await store.checkpoint(datetime.now(UTC))
+    finally:
+        await store.close()
+    out.print(f"checkpoint signed at entry {seq}" if seq else "audit log empty: nothing to sign")
+
+
+@db_app.command("upgrade")
+@command
+async def db_upgrade() -> None:
+    """Create or migrate the store's schema to this version (SAFESHARE_DATABASE_URL)."""
+    settings = Settings.from_env()
+    if settings.database_url.startswith("sqlite"):
+        settings.home.mkdir(parents=True, exist_ok=True)
+    before, after = await upgrade_database(settings.database_url)
+    out.print(f"database schema at {after}" + (f" (was {before or 'empty'})" if before != after else ", up to date"))
+
+
+# --- keys --------------------------------------------------------------------------------------
+
+
+@keys_app.command("init")
+def keys_init(
+    agency: Annotated[str | None, typer.Option("--agency", help="Create an agency's HPKE + signing keys")] = None,
+    contact: Annotated[str | None, typer.Option("--contact", help="Create a manager's or practitioner's "
+                                                "signing key")] = None,
+    suite: Annotated[str, typer.Option("--suite", help="HPKE suite for an agency")] = crypto.DEFAULT_SUITE,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Private key file (default: under keys/)")] = None,
+    deployment: Annotated[bool, typer.Option("--deployment", help="Create the deployment's store key, codec "
+                                             "key ring and codec server token (those absent)")] = False,
+) -> None:
+    """Create a key pair: the private key in a 0600 file, the public key printed for the directory."""
+    settings = Settings.from_env()
+    if deployment:
+        if agency or contact:
+            _fail(2, ["keys init: --deployment takes neither --agency nor --contact"])
+        for path in create_deployment_keys(settings):
+            err.print(f"written: {path} (mode {path.stat().st_mode & 0o777:o})")
+        return
+    if (agency is None) == (contact is None):
+        _fail(2, ["keys init: exactly one of --agency, --contact or --deployment"])
+    if suite not in crypto.SUITES:
+        _fail(2, [f"suite: one of {', '.join(crypto.SUITES)}"])
+    path = out_file or (settings.agency_key_file(agency) if agency else settings.contact_key_file(contact or ""))
+    if path.exists():
+        _fail(2, [f"out: {path} exists; keys are never overwritten (move it away to replace it)"])
+    if agency:
+        keys = crypto.AgencyKeys.generate(suite)  # type: ignore[arg-type]
+        keys.save(path)
+        public = {"hpke_suite": keys.suite, "hpke_public_key": keys.hpke_public_b64,
+                  "signing_public_key": keys.signing_public_b64}
+    else:
+        key = crypto.SigningKey.generate()
+        key.save(path)
+        public = {"signing_public_key": key.public_b64}
+    err.print(f"private key written to {path} (mode 0600); put these in the directory entry:")
+    sys.stdout.write(json.dumps(public, indent=2) + "\n")
+
+
+@keys_app.command("rotate")
+@command
+async def keys_rotate() -> None:
+    """Add a new current codec key; re-wrap every request's history key under it. Old keys still decrypt."""
+    settings = Settings.from_env()
+    ring = crypto.KeyRing.load(settings.codec_ring_file)
+    kid = ring.rotate()
+    vault = await crypto.HistoryKeys.open(settings.keys_url, ring)
+    try:
+        moved = await vault.rewrap()
+    finally:
+        await vault.close()
+    out.print(f"codec key {kid} is current; {moved} history keys re-wrapped; keys kept: {', '.join(ring.kids)}")
+
+
+@keys_app.command("token")
+def keys_token() -> None:
+    """Print the codec server's operator token (for the Web UI's sign-in and `--codec-auth`)."""
+    sys.stdout.write(crypto.read_secret(Settings.from_env().codec_token_file).decode().strip() + "\n")
 
 
 @app.command()

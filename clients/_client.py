@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
+    Interceptor,
     WorkflowExecutionStatus,
     WorkflowHandle,
+    WorkflowHistory,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import (
@@ -18,10 +23,11 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
+import crypto
 from schemas import (
     TASK_QUEUE,
     AckAction,
@@ -33,8 +39,10 @@ from schemas import (
     OverrideAction,
     ShareInput,
     ShareRequest,
+    Signed,
     Status,
     check_against_directory,
+    request_id_of,
     workflow_id,
 )
 
@@ -54,10 +62,78 @@ class Submitted:
     already_existed: bool
 
 
-async def connect(settings: Settings) -> Client:
+A = TypeVar("A", bound=Signed)
+
+
+async def open_codec(settings: Settings) -> crypto.EncryptionCodec:
+    """The payload codec over this deployment's key ring and history-key vault."""
+    ring = crypto.KeyRing.load(settings.codec_ring_file)
+    return crypto.EncryptionCodec(await crypto.HistoryKeys.open(settings.keys_url, ring))
+
+
+def create_deployment_keys(settings: Settings) -> list[Path]:
+    """The deployment's own keys: store key, codec key ring, codec server token, audit checkpoint
+    key and webhook secret. Created if absent, never replaced; returns the files written. A
+    deployment with workers on several machines makes these once and shares them."""
+    written = []
+    if not settings.store_key_file.exists():
+        crypto.write_secret(settings.store_key_file, crypto.new_key())
+        written.append(settings.store_key_file)
+    if not settings.codec_ring_file.exists():
+        crypto.KeyRing.create(settings.codec_ring_file)
+        written.append(settings.codec_ring_file)
+    if not settings.codec_token_file.exists():
+        crypto.write_secret(settings.codec_token_file, crypto.new_token().encode())
+        written.append(settings.codec_token_file)
+    if not settings.audit_key_file.exists():  # signs audit checkpoints; auditors get the .pub
+        key = crypto.SigningKey.generate()
+        key.save(settings.audit_key_file)
+        settings.audit_public_key_file.write_text(key.public_b64 + "\n")
+        written += [settings.audit_key_file, settings.audit_public_key_file]
+    if not settings.webhook_secret_file.exists():  # HMAC of webhook bodies
+        crypto.write_secret(settings.webhook_secret_file, crypto.new_key())
+        written.append(settings.webhook_secret_file)
+    return written
+
+
+async def connect(
+    settings: Settings,
+    codec: crypto.EncryptionCodec,
+    *,
+    runtime: Runtime | None = None,
+    interceptors: Sequence[Interceptor] = (),
+) -> Client:
+    """A client whose every payload is encrypted by the codec before it leaves this process.
+
+    Address, namespace, TLS / mTLS and API key come from Temporal's environment configuration
+    (`Settings.connect_config`); a worker passes its own runtime (metrics) and interceptors (tracing).
+    """
     return await Client.connect(
-        settings.temporal_address, namespace=settings.namespace, data_converter=pydantic_data_converter
+        **settings.connect_config(),
+        data_converter=crypto.data_converter(codec),
+        runtime=runtime,
+        interceptors=interceptors,
     )
+
+
+async def history_runs(client: Client, wf_id: str) -> list[WorkflowHistory]:
+    """Every run of a workflow, oldest first, following each continue-as-new to the next."""
+    described = await client.get_workflow_handle(wf_id).describe()
+    run_id = described.raw_description.workflow_execution_info.first_run_id
+    histories = []
+    while run_id:
+        history = await client.get_workflow_handle(wf_id, run_id=run_id).fetch_history()
+        histories.append(history)
+        last = history.events[-1]
+        run_id = (last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+                  if last.HasField("workflow_execution_continued_as_new_event_attributes") else None)
+    return histories
+
+
+def sign(action: A, request_id: str, key: crypto.SigningKey, now: datetime | None = None) -> A:
+    """The action, dated and signed by the actor's key for this request."""
+    dated = action.model_copy(update={"signed_at": now or datetime.now(UTC), "signature": None})
+    return dated.model_copy(update={"signature": key.sign(dated.signed_message(request_id))})
 
 
 class SafeshareClient:
@@ -81,6 +157,11 @@ class SafeshareClient:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 search_attributes=_initial_attributes(request),
+                # Shown in the Web UI; encrypted by the codec like every payload, and free of
+                # personal data all the same.
+                memo={"safeshare": {"request_id": request.request_id, "direction": request.direction,
+                                    "urgency": request.urgency, "purpose": request.purpose.category}},
+                static_summary=f"Share request {request.request_id} ({request.urgency}, {request.direction})",
             )
         except WorkflowAlreadyStartedError:  # a concurrent submission of the same request won
             return Submitted(request.request_id, wf_id, already_existed=True)
@@ -124,14 +205,17 @@ class SafeshareClient:
     async def consent(self, request_id: str, action: ConsentAction) -> Status:
         return await self._update(request_id, "record_consent", action)
 
-    async def override(self, request_id: str, action: OverrideAction) -> Status:
-        return await self._update(request_id, "record_override", action)
+    # Signed actions: with a key, the client signs; without, the action goes as it is (the
+    # workflow refuses it unless it already carries a valid signature).
 
-    async def decide(self, request_id: str, action: DecisionAction) -> Status:
-        return await self._update(request_id, "decide", action)
+    async def override(self, request_id: str, action: OverrideAction, key: crypto.SigningKey | None = None) -> Status:
+        return await self._update(request_id, "record_override", _signed(action, request_id, key))
 
-    async def acknowledge(self, request_id: str, action: AckAction) -> Status:
-        return await self._update(request_id, "acknowledge", action)
+    async def decide(self, request_id: str, action: DecisionAction, key: crypto.SigningKey | None = None) -> Status:
+        return await self._update(request_id, "decide", _signed(action, request_id, key))
+
+    async def acknowledge(self, request_id: str, action: AckAction, key: crypto.SigningKey | None = None) -> Status:
+        return await self._update(request_id, "acknowledge", _signed(action, request_id, key))
 
     async def hold(self, request_id: str, action: HoldAction) -> Status:
         return await self._update(request_id, "legal_hold", action)
@@ -150,7 +234,7 @@ class SafeshareClient:
         async for wf in self.client.list_workflows(" AND ".join(clauses)):
             attrs = {k.name: v for k, v in ((p.key, p.value) for p in wf.typed_search_attributes)}
             rows.append({
-                "request_id": wf.id.removeprefix("share-"),
+                "request_id": request_id_of(wf.id),
                 "running": wf.status == WorkflowExecutionStatus.RUNNING,
                 "stage": attrs.get("ShareStage"), "outcome": attrs.get("ShareOutcome"),
                 "urgency": attrs.get("Urgency"), "disclosing_agency": attrs.get("DisclosingAgency"),
@@ -158,6 +242,10 @@ class SafeshareClient:
                 "overdue": attrs.get("Overdue", False),
             })
         return rows
+
+
+def _signed(action: A, request_id: str, key: crypto.SigningKey | None) -> A:
+    return sign(action, request_id, key) if key is not None else action
 
 
 def _initial_attributes(request: ShareRequest) -> TypedSearchAttributes:

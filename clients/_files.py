@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,6 +28,9 @@ class InputError(ValueError):
         self.problems = problems
 
 
+_FIELD_NAME = re.compile(r"[a-z_][a-z0-9_]{0,40}")
+
+
 def describe_validation_error(err: ValidationError) -> list[str]:
     """pydantic's own rendering includes the input value, which may be personal data: not used."""
     problems = []
@@ -37,7 +41,10 @@ def describe_validation_error(err: ValidationError) -> list[str]:
         elif e["type"] == "missing":
             problems.append(f"{where}: required field is missing")
         elif e["type"] == "extra_forbidden":
-            problems.append(f"{where}: unknown field")
+            # The key itself came from the file: named only if it looks like a field name.
+            *parent, key = (str(p) for p in e["loc"])
+            named = ".".join([*parent, key]) if _FIELD_NAME.fullmatch(key) else ".".join([*parent, "<field>"])
+            problems.append(f"{named}: unknown field")
         else:
             kind = _KINDS.get(type(e.get("input")), "value")
             problems.append(f"{where}: {e['msg'].rstrip('.')} (got {kind})")

@@ -30,6 +30,6 @@ async def open_delivery(
     if sender is None:
         raise Refused(f"request {request_id}: sender {row['sender']} is not in the directory")
     _, plaintext = crypto.open_bundle(
-        row["bundle"], recipient=agency, private_key=keys.hpke, sender_public_b64=sender.signing_public_key
+        row["bundle"], recipient=agency, keys=keys, sender_public_b64=sender.signing_public_key
     )
     return row["sender"], json.loads(plaintext)

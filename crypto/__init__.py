@@ -1,22 +1,47 @@
-"""Safeshare's cryptography: data keys, key files, sealed and signed bundles."""
+"""Safeshare's cryptography: data keys, key files, signatures, sealed bundles, the payload codec."""
 
-from ._aead import decrypt, encrypt, new_key
-from ._bundle import BundleHeader, open_bundle, read_header, seal
+from ._aead import decrypt, encrypt, hmac_sha256_hex, new_key
+from ._bundle import UNOPENABLE, BundleHeader, open_bundle, read_header, seal
+from ._codec import UNREADABLE, EncryptionCodec, HistoryKeys, KeyRing, data_converter, new_token
 from ._errors import CryptoError
-from ._keys import AgencyKeys, b64, read_secret, unb64, write_secret
+from ._keys import (
+    DEFAULT_SUITE,
+    SUITES,
+    AgencyKeys,
+    SigningKey,
+    b64,
+    check_public_key,
+    read_secret,
+    unb64,
+    verify,
+    write_secret,
+)
 
 __all__ = [
+    "DEFAULT_SUITE",
+    "SUITES",
+    "UNOPENABLE",
+    "UNREADABLE",
     "AgencyKeys",
     "BundleHeader",
     "CryptoError",
+    "EncryptionCodec",
+    "HistoryKeys",
+    "KeyRing",
+    "SigningKey",
     "b64",
+    "check_public_key",
+    "data_converter",
     "decrypt",
     "encrypt",
+    "hmac_sha256_hex",
     "new_key",
+    "new_token",
     "open_bundle",
     "read_header",
     "read_secret",
     "seal",
     "unb64",
+    "verify",
     "write_secret",
 ]

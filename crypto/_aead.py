@@ -1,7 +1,9 @@
-"""AES-256-GCM with a random 96-bit nonce carried in front of the ciphertext."""
+"""Symmetric primitives: AES-256-GCM (a random 96-bit nonce in front of the ciphertext) and HMAC."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -27,3 +29,8 @@ def decrypt(key: bytes, blob: bytes, aad: bytes) -> bytes:
         return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
     except (InvalidTag, ValueError) as err:
         raise CryptoError from err
+
+
+def hmac_sha256_hex(secret: bytes, body: bytes) -> str:
+    """How webhook receivers check a body came from this deployment."""
+    return hmac.new(secret, body, hashlib.sha256).hexdigest()

@@ -7,19 +7,24 @@ so it proves who sent it and that nothing was altered.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from ._errors import CryptoError
-from ._keys import b64, hpke_public_key, signing_public_key, unb64
+from ._keys import AgencyKeys, b64, hpke_public_key, signing_public_key, unb64
 
 FORMAT = "safeshare-bundle-v1"
-_SUITES = {"X25519": hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)}
+# Whatever failed (wrong key, altered bytes, another sender, meant for another agency), one answer.
+UNOPENABLE = "bundle cannot be opened: not sealed to this agency's key, altered, or not from its sender"
+_SUITES = {
+    "X25519": hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM),
+    "MLKEM768_X25519": hpke.Suite(hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM),
+}
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,7 @@ def seal(
     plaintext: bytes, header: BundleHeader, recipient_public_b64: str, signing_key: Ed25519PrivateKey
 ) -> bytes:
     suite = _SUITES[header.suite]
-    sealed = suite.encrypt(plaintext, hpke_public_key(recipient_public_b64), info=header.info())
+    sealed = suite.encrypt(plaintext, hpke_public_key(header.suite, recipient_public_b64), info=header.info())
     signature = signing_key.sign(header.info() + hashlib.sha256(sealed).digest())
     envelope = {
         "format": FORMAT,
@@ -45,36 +50,43 @@ def seal(
         "sender": header.sender,
         "recipient": header.recipient,
         "suite": header.suite,
-        "sealed": b64(sealed),
+        "sealed": "@",
         "signature": b64(signature),
     }
-    return json.dumps(envelope, sort_keys=True).encode()
+    # The same bytes as json.dumps of the whole envelope, without passing the ciphertext's base64
+    # (a third larger than the bundle) through the JSON encoder's escaping scan: base64 needs none.
+    # The quoted pair cannot occur elsewhere: inside a JSON string its quotes would be escaped.
+    head, _, tail = json.dumps(envelope, sort_keys=True).encode().partition(b'"sealed": "@"')
+    return b"".join((head, b'"sealed": "', base64.b64encode(sealed), b'"', tail))
 
 
-def read_header(bundle: bytes) -> BundleHeader:
+def _parse(bundle: bytes) -> tuple[BundleHeader, dict]:
     try:
         env = json.loads(bundle)
         if env["format"] != FORMAT or env["suite"] not in _SUITES:
-            raise CryptoError
-        return BundleHeader(env["request_id"], env["sender"], env["recipient"], env["suite"])
+            raise CryptoError(UNOPENABLE)
+        return BundleHeader(env["request_id"], env["sender"], env["recipient"], env["suite"]), env
     except (ValueError, KeyError, TypeError) as err:
-        raise CryptoError from err
+        raise CryptoError(UNOPENABLE) from err
+
+
+def read_header(bundle: bytes) -> BundleHeader:
+    return _parse(bundle)[0]
 
 
 def open_bundle(
-    bundle: bytes, *, recipient: str, private_key: X25519PrivateKey, sender_public_b64: str
+    bundle: bytes, *, recipient: str, keys: AgencyKeys, sender_public_b64: str
 ) -> tuple[BundleHeader, bytes]:
     """Verify the sender's signature, then decrypt. Any failure is the same CryptoError."""
-    header = read_header(bundle)
-    if header.recipient != recipient:
-        raise CryptoError
+    header, env = _parse(bundle)  # parsed once: a bundle's JSON is as large as the bundle
+    if header.recipient != recipient or header.suite != keys.suite:
+        raise CryptoError(UNOPENABLE)
     try:
-        env = json.loads(bundle)
         sealed = unb64(env["sealed"])
         signing_public_key(sender_public_b64).verify(
             unb64(env["signature"]), header.info() + hashlib.sha256(sealed).digest()
         )
-        return header, _SUITES[header.suite].decrypt(sealed, private_key, info=header.info())
+        return header, _SUITES[header.suite].decrypt(sealed, keys.hpke, info=header.info())
     # The HPKE binding raises its own exception types on a bad ciphertext; all become one error.
     except Exception as err:
-        raise CryptoError from err
+        raise CryptoError(UNOPENABLE) from err

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import StringConstraints
+from pydantic import AfterValidator, StringConstraints
+from pydantic_core import PydanticCustomError
 
 # Identifiers travel into workflow ids, search attributes and logs, so they are restricted to
 # opaque tokens: a name or a date of birth cannot be written as one by accident of formatting.
@@ -14,7 +16,20 @@ AgencyId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
 ContactId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
 ItemId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
 
-NonEmptyText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+# C0/C1 control characters other than tab and line breaks: terminal escapes, NULs and the like
+# have no place in a record and can hide text from whoever reads it in a terminal or a log.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def no_control_characters(text: str) -> str:
+    if _CONTROL.search(text):
+        raise PydanticCustomError("control_characters", "control characters (other than tab and newline) "
+                                  "are not allowed")
+    return text
+
+
+Text = AfterValidator(no_control_characters)
+NonEmptyText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), Text]
 
 Urgency = Literal["emergency", "urgent", "routine"]
 

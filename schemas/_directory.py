@@ -13,6 +13,17 @@ AgencyKind = Literal[
     "school", "gp", "health_trust", "police", "social_care", "local_authority", "voluntary", "probation"
 ]
 ContactRole = Literal["practitioner", "manager", "dpo", "inbox"]
+NotifyChannel = Literal["email", "webhook"]
+DeliveryChannel = Literal["inbox", "webhook"]
+
+
+def _check_webhook(owner: str, channel_field: str, channel: str, url: str | None) -> None:
+    if (channel == "webhook") != (url is not None):
+        raise PydanticCustomError(
+            "safeshare", f"webhook_url ({owner}): required when {channel_field} is webhook, and only then"
+        )
+    if url is not None and not url.startswith(("https://", "http://")):
+        raise PydanticCustomError("safeshare", f"webhook_url ({owner}): an http(s) URL expected")
 
 
 class Contact(BaseModel, frozen=True, extra="forbid"):
@@ -22,11 +33,27 @@ class Contact(BaseModel, frozen=True, extra="forbid"):
     tier: int | None = Field(
         default=None, ge=1, le=5, description="For managers: escalation tier (1 is asked first)"
     )
+    signing_public_key: str | None = Field(
+        default=None, description="Base64 raw Ed25519 key this person signs decisions and overrides with"
+    )
 
     @model_validator(mode="after")
     def _tier_for_managers(self) -> Self:
         if (self.role == "manager") != (self.tier is not None):
             raise PydanticCustomError("safeshare", "tier: required for managers and only for managers")
+        return self
+
+    # --- notification channel (issue 4) ---------------------------------------------------------
+    notify: NotifyChannel = Field(
+        default="email", description="How notifications reach this contact: e-mail (default) or a webhook"
+    )
+    webhook_url: str | None = Field(
+        default=None, max_length=2048, description="For notify: webhook, the URL notifications are POSTed to"
+    )
+
+    @model_validator(mode="after")
+    def _webhook_for_notify(self) -> Self:
+        _check_webhook(f"contact {self.id}", "notify", self.notify, self.webhook_url)
         return self
 
 
@@ -37,8 +64,11 @@ class Agency(BaseModel, frozen=True, extra="forbid"):
     safeguarding_role: bool = Field(
         description="Has a statutory or recognised role in safeguarding; only such agencies may receive"
     )
-    delivery: Literal["inbox"] = Field(default="inbox", description="How sealed bundles reach it")
-    hpke_suite: Literal["X25519"] = Field(default="X25519", description="HPKE KEM for bundles sealed to it")
+    delivery: DeliveryChannel = Field(default="inbox", description="How sealed bundles reach it")
+    hpke_suite: Literal["X25519", "MLKEM768_X25519"] = Field(
+        default="X25519",
+        description="HPKE KEM for bundles sealed to it; MLKEM768_X25519 is the post-quantum hybrid",
+    )
     hpke_public_key: str = Field(description="Base64 raw public key bundles are sealed to")
     signing_public_key: str = Field(description="Base64 raw Ed25519 key its bundles are signed with")
     contacts: list[Contact] = Field(default_factory=list)
@@ -52,6 +82,17 @@ class Agency(BaseModel, frozen=True, extra="forbid"):
     def managers(self) -> list[Contact]:
         return sorted(self.with_role("manager"), key=lambda c: c.tier or 0)
 
+    # --- delivery channel (issue 4) -------------------------------------------------------------
+    webhook_url: str | None = Field(
+        default=None, max_length=2048,
+        description="For delivery: webhook, the URL sealed bundles are POSTed to (the store inbox keeps a copy)",
+    )
+
+    @model_validator(mode="after")
+    def _webhook_for_delivery(self) -> Self:
+        _check_webhook(f"agency {self.id}", "delivery", self.delivery, self.webhook_url)
+        return self
+
 
 class Directory(BaseModel, frozen=True, extra="forbid"):
     agencies: list[Agency]
@@ -64,6 +105,9 @@ class Directory(BaseModel, frozen=True, extra="forbid"):
             raise PydanticCustomError("safeshare", "agencies: each agency id used once")
         if len(set(contact_ids)) != len(contact_ids):
             raise PydanticCustomError("safeshare", "contacts: each contact id used once in the directory")
+        if set(ids) & set(contact_ids):
+            # Signers are named by id (a manager by contact id, an agency by agency id): one namespace.
+            raise PydanticCustomError("safeshare", "contacts: a contact id must differ from every agency id")
         return self
 
     def agency(self, agency_id: str) -> Agency | None:

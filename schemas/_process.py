@@ -8,11 +8,16 @@ New fields always get defaults, so that histories recorded by older code still r
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import json
 from datetime import datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import AwareDatetime, BaseModel, Field
 
 from ._common import (
     AgencyId,
@@ -48,26 +53,72 @@ class _Frozen(BaseModel, frozen=True, extra="forbid"):
 # --- actors' actions (Workflow Update arguments) ---------------------------------------------
 
 
+class Signed(_Frozen):
+    """An action its actor signs with their Ed25519 key, so the record proves who decided.
+
+    The signature covers the action's name, the request id and every field, so it cannot be
+    replayed on another request or turned into another action.
+    """
+
+    ACTION: ClassVar[str]
+    signed_at: AwareDatetime | None = Field(default=None, description="When it was signed (signer's clock, with zone)")
+    signature: str | None = Field(default=None, description="Base64 Ed25519 signature of signed_message()")
+
+    @property
+    def signer(self) -> str:
+        raise NotImplementedError
+
+    def signed_message(self, request_id: str) -> bytes:
+        body = self.model_dump(mode="json", exclude={"signature"})
+        doc = {"v": 1, "action": self.ACTION, "request_id": request_id, **body}
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+    def signature_valid(self, request_id: str, public_key_b64: str) -> bool:
+        if self.signature is None or self.signed_at is None:
+            return False
+        try:
+            key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64, validate=True))
+            key.verify(base64.b64decode(self.signature, validate=True), self.signed_message(request_id))
+        except (InvalidSignature, ValueError, binascii.Error):
+            return False
+        return True
+
+
 class ConsentAction(_Frozen):
     status: Literal["given", "refused", "withdrawn"] = Field(description="What the family said")
     by: ContactId = Field(description="The practitioner recording it")
 
 
-class OverrideAction(_Frozen):
+class OverrideAction(Signed):
+    ACTION = "override"
     ground: OverrideGround = Field(description="The guidance's ground for proceeding without consent")
     reason: NonEmptyText = Field(description="The practitioner's reasoning")
-    by: ContactId = Field(description="The practitioner recording the override")
+    by: ContactId = Field(description="The practitioner recording the override, who signs it")
+
+    @property
+    def signer(self) -> str:
+        return self.by
 
 
-class DecisionAction(_Frozen):
+class DecisionAction(Signed):
+    ACTION = "decide"
     decision: DecisionKind = Field(description="approve, decline or comment")
-    manager: ContactId = Field(description="The deciding manager (directory id)")
+    manager: ContactId = Field(description="The deciding manager (directory id), who signs it")
     items: list[ItemId] | None = Field(default=None, description="Approve only these items")
     reason: NonEmptyText = Field(description="Reasons, recorded whatever the decision (golden rule 7)")
 
+    @property
+    def signer(self) -> str:
+        return self.manager
 
-class AckAction(_Frozen):
-    agency: AgencyId = Field(description="The recipient agency acknowledging receipt")
+
+class AckAction(Signed):
+    ACTION = "acknowledge"
+    agency: AgencyId = Field(description="The recipient agency acknowledging receipt, which signs it")
+
+    @property
+    def signer(self) -> str:
+        return self.agency
 
 
 class HoldAction(_Frozen):
@@ -105,6 +156,11 @@ class Intake(_Frozen):
     escalation_tiers: int
     receipt_reminders: int
     retention_until: datetime
+    signing_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="Public Ed25519 keys of who may sign actions: discloser's managers and "
+        "practitioners (by contact id) and the recipient agency (by agency id)",
+    )
 
 
 class Notice(_Frozen):
@@ -151,6 +207,29 @@ class Tombstone(_Frozen):
     destroyed_at: datetime
 
 
+class NotifyInput(_Frozen):
+    """Send one audited step's queued notifications; the outbox rows are keyed on (request, step)."""
+
+    request_id: RequestId
+    step: str = Field(description="The audited step whose notifications are sent")
+
+
+class NotifyResult(_Frozen):
+    sent: int = Field(description="Notifications sent by this call (earlier attempts' are not resent)")
+
+
+class PushInput(_Frozen):
+    """Push a delivered bundle to the recipient's webhook, if that is its delivery channel."""
+
+    request_id: RequestId
+    recipient_agency: AgencyId
+
+
+class PushResult(_Frozen):
+    pushed: bool = Field(description="False when the recipient pulls from the store inbox")
+    pushed_at: datetime | None = Field(default=None, description="When the receiver accepted it")
+
+
 # --- the record --------------------------------------------------------------------------------
 
 
@@ -161,6 +240,7 @@ class DecisionEntry(_Frozen):
     kind: Literal["approval", "retrospective_review"] = "approval"
     items: list[ItemId] | None = None
     reason_sha256: str
+    signature: str | None = Field(default=None, description="The manager's signature of the decision")
 
 
 class DecisionRecord(_Frozen):
@@ -179,6 +259,7 @@ class DecisionRecord(_Frozen):
     consent_status: ConsentStatus
     override_ground: OverrideGround | None
     override_by: ContactId | None
+    override_signature: str | None = Field(default=None, description="The practitioner's signature")
     decisions: list[DecisionEntry]
     categories_shared: list[Category]
     items_shared: list[ItemSummary]
@@ -186,6 +267,7 @@ class DecisionRecord(_Frozen):
     bundle_sha256: str | None
     shared_at: datetime | None
     acknowledged_at: datetime | None
+    ack_signature: str | None = Field(default=None, description="The recipient agency's signature of receipt")
     subject_informed: bool | None
     retention_until: datetime
     deleted_at: datetime | None
@@ -220,6 +302,8 @@ class ShareState(BaseModel, extra="forbid"):
     consent: ConsentStatus = "not_sought"
     override_ground: OverrideGround | None = None
     override_by: ContactId | None = None
+    override_signature: str | None = None
+    ack_signature: str | None = None
     escalation_tier: int = 0
     overdue: bool = False
     decisions: list[DecisionEntry] = Field(default_factory=list)

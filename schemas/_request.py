@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -21,6 +21,7 @@ from ._common import (
     PurposeCategory,
     RequestId,
     SpecialCondition,
+    Text,
     Urgency,
 )
 
@@ -66,7 +67,9 @@ class InformationItem(BaseModel, frozen=True, extra="forbid"):
     kind: Literal["fact", "opinion"] = Field(description="Fact, or professional opinion (accuracy principle)")
     recorded_on: date = Field(description="When the information was recorded")
     historical: bool = Field(default=False, description="Historical information, flagged as such")
-    content: str = Field(min_length=1, max_length=MAX_CONTENT_CHARS, description="The information itself")
+    content: Annotated[str, Text] = Field(
+        min_length=1, max_length=MAX_CONTENT_CHARS, description="The information itself"
+    )
 
     @property
     def special_category(self) -> bool:

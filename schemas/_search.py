@@ -19,5 +19,14 @@ SEARCH_ATTRIBUTES: dict[str, Literal["Keyword", "Int", "Bool", "Datetime"]] = {
 TASK_QUEUE = "safeshare"
 
 
+# A share request's workflow id is its request id behind this prefix: chosen by the agency, an
+# opaque token by the schema's rule, so the id carries no personal data.
+WORKFLOW_ID_PREFIX = "share-"
+
+
 def workflow_id(request_id: str) -> str:
-    return f"share-{request_id}"
+    return WORKFLOW_ID_PREFIX + request_id
+
+
+def request_id_of(workflow_id: str) -> str:
+    return workflow_id.removeprefix(WORKFLOW_ID_PREFIX)

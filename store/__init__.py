@@ -1,21 +1,30 @@
 """Safeshare's store: encrypted content, inbox, outbox, records and the audit chain."""
 
+from ._audit import AuditReport, verify_chain
+from ._migrate import head as schema_head
 from ._store import (
     ContentDestroyed,
     NotFound,
     OutgoingNotice,
+    SchemaOutOfDate,
     Store,
     StoreError,
-    audit_hash,
+    make_engine,
     metadata,
+    upgrade_database,
 )
 
 __all__ = [
+    "AuditReport",
     "ContentDestroyed",
     "NotFound",
     "OutgoingNotice",
+    "SchemaOutOfDate",
     "Store",
     "StoreError",
-    "audit_hash",
+    "make_engine",
     "metadata",
+    "schema_head",
+    "upgrade_database",
+    "verify_chain",
 ]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -19,9 +22,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from clients import SafeshareClient, Settings, Submitted, read_request
-from schemas import SEARCH_ATTRIBUTES, ShareRequest, Status
-from store import Store
+import crypto
+from clients import SafeshareClient, Settings, Submitted, open_codec, read_request
+from schemas import SEARCH_ATTRIBUTES, AckAction, ConsentAction, DecisionAction, OverrideAction, ShareRequest, Status
+from store import Store, upgrade_database
 from workers import ensure_demo_home, load_home, running_worker
 
 BIN = Path(sys.executable).parent
@@ -70,11 +74,32 @@ def example(name: str, **changes: object) -> ShareRequest:
     return ShareRequest.model_validate(data)
 
 
+AUTO: Any = object()
+
+
 class TrackingClient(SafeshareClient):
     """Remembers what a test started, so teardown can end it: a workflow left waiting on a task
-    queue with no worker would stop the shared test server from skipping time for later tests."""
+    queue with no worker would stop the shared test server from skipping time for later tests.
+
+    Actors sign with their own demo key unless a test says otherwise: `key=None` sends the action
+    exactly as given (unsigned, or signed by the test)."""
 
     started: list[str]
+    settings: Settings
+
+    def own_key(self, actor: str) -> crypto.SigningKey:
+        if self.directory.agency(actor) is not None:
+            return crypto.SigningKey(crypto.AgencyKeys.load(self.settings.agency_key_file(actor)).signing)
+        return crypto.SigningKey.load(self.settings.contact_key_file(actor))
+
+    async def override(self, request_id: str, action: OverrideAction, key: Any = AUTO) -> Status:
+        return await super().override(request_id, action, self.own_key(action.signer) if key is AUTO else key)
+
+    async def decide(self, request_id: str, action: DecisionAction, key: Any = AUTO) -> Status:
+        return await super().decide(request_id, action, self.own_key(action.signer) if key is AUTO else key)
+
+    async def acknowledge(self, request_id: str, action: AckAction, key: Any = AUTO) -> Status:
+        return await super().acknowledge(request_id, action, self.own_key(action.signer) if key is AUTO else key)
 
     async def submit(self, request: ShareRequest) -> Submitted:
         result = await super().submit(request)
@@ -93,6 +118,7 @@ class Stack:
     client: TrackingClient
     store: Store
     settings: Settings
+    codec: crypto.EncryptionCodec
 
     async def until(self, request_id: str, check: Callable[[Status], bool], timeout: float = 15) -> Status:
         """Wait for a condition on the request's status (queried, never slept on blindly)."""
@@ -116,6 +142,37 @@ class Stack:
         subject = req.subject.model_copy(update={"date_of_birth": dob.replace(year=dob.year + years)})
         return req.model_copy(update={"subject": subject})
 
+    async def routine(self, until: str, **changes: object) -> str:
+        """A routine request driven by its actors as far as `until` (consent, manager_review,
+        receipt or retention): consent given, the DSL approves, the recipient acknowledges."""
+        req = await self.request("routine-consent", **changes)
+        rid = req.request_id
+        await self.client.submit(req)
+        steps: list[tuple[str, Callable[[], Awaitable[object]] | None]] = [
+            ("consent", None),
+            ("manager_review", lambda: self.client.consent(rid, ConsentAction(status="given", by=req.requested_by))),
+            ("receipt", lambda: self.client.decide(rid, DecisionAction(decision="approve", manager="np-dsl",
+                                                                       reason="proportionate"))),
+            ("retention", lambda: self.client.acknowledge(rid, AckAction(agency="county-childrens-services"))),
+        ]
+        for stage, act in steps:
+            if act is not None:
+                await act()
+            await self.until(rid, lambda s, stage=stage: s.stage == stage)
+            if stage == until:
+                return rid
+        raise ValueError(f"until: one of {[s for s, _ in steps]}")
+
+    async def declined(self) -> str:
+        """The police's inbound request, declined by the school's DSL: in its retention wait."""
+        req = await self.request("police-inbound-declined")
+        await self.client.submit(req)
+        await self.until(req.request_id, lambda s: s.stage == "manager_review")
+        await self.client.decide(req.request_id, DecisionAction(decision="decline", manager="np-dsl",
+                                                                reason="not proportionate"))
+        await self.until(req.request_id, lambda s: s.stage == "retention")
+        return req.request_id
+
     async def run_to_end(self, request_id: str) -> Status:
         """Skip time past the retention date, then take the workflow's result.
 
@@ -129,14 +186,93 @@ class Stack:
         return await self.client.wait(request_id)
 
 
-@pytest.fixture
-async def stack(env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[Stack]:
+@contextlib.asynccontextmanager
+async def open_stack(
+    env: WorkflowEnvironment, settings: Settings,
+    connect: Callable[[crypto.EncryptionCodec], Awaitable[Client]] | None = None,
+) -> AsyncIterator[Stack]:
+    """A worker on a fresh task queue of the session's server, and a client, with this test's own
+    codec and keys. `connect` makes the Temporal client (default: the session's connection)."""
     task_queue = f"tq-{uuid.uuid4()}"
     directory, _, store_key = load_home(settings)
     store = await Store.open(settings.database_url, store_key)
-    client = TrackingClient(env.client, directory, task_queue)
-    client.started = []
-    async with running_worker(env.client, settings, task_queue):
-        yield Stack(env, client, store, settings)
+    codec = await open_codec(settings)
+    if connect is None:
+        temporal = Client(env.client.service_client, namespace=env.client.namespace,
+                          data_converter=crypto.data_converter(codec))
+    else:
+        temporal = await connect(codec)
+    client = TrackingClient(temporal, directory, task_queue)
+    client.started, client.settings = [], settings
+    async with running_worker(temporal, settings, task_queue):
+        yield Stack(env, client, store, settings, codec)
         await client.end_all()
+    await codec.vault.close()
     await store.close()
+
+
+# --- the store on SQLite and PostgreSQL (issue 4) ----------------------------------------------
+
+PG_URL = os.environ.get("SAFESHARE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432")
+
+
+@pytest.fixture(scope="session")
+async def postgres() -> str | None:
+    """Why the PostgreSQL server the store suite also runs on is unreachable; None if it is reachable."""
+    try:
+        conn = await asyncpg.connect(PG_URL.replace("+asyncpg", "") + "/postgres", timeout=5)
+    except (OSError, asyncpg.PostgresError) as err:
+        return f"PostgreSQL at {PG_URL.rsplit('@', 1)[-1]} unreachable ({type(err).__name__})"
+    await conn.close()
+    return None
+
+
+def require_postgres(unreachable: str | None) -> None:
+    """Required on CI (CI=true): fail there; elsewhere skip, saying why."""
+    if unreachable is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{unreachable}: the PostgreSQL store tests are required on CI")
+    pytest.skip(f"{unreachable}; start it or set SAFESHARE_TEST_POSTGRES_URL to run these")
+
+
+@contextlib.asynccontextmanager
+async def fresh_postgres_database(server_url: str) -> AsyncIterator[str]:
+    name = f"safeshare_t_{uuid.uuid4().hex[:12]}"
+    admin = server_url.replace("+asyncpg", "") + "/postgres"
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        yield f"{server_url}/{name}"
+    finally:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path, postgres: str | None) -> AsyncIterator[str]:
+    """An empty database (no schema yet) on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+        return
+    require_postgres(postgres)
+    async with fresh_postgres_database(PG_URL) as url:
+        yield url
+
+
+@pytest.fixture
+def audit_key() -> crypto.SigningKey:
+    return crypto.SigningKey.generate()
+
+
+@pytest.fixture
+async def store(store_url: str, audit_key: crypto.SigningKey) -> AsyncIterator[Store]:
+    """A store at the current schema, signing a checkpoint every 4 entries."""
+    await upgrade_database(store_url)
+    s = await Store.open(store_url, crypto.new_key(), audit_key=audit_key, checkpoint_every=4)
+    yield s
+    await s.close()
+@pytest.fixture
+async def stack(env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[Stack]:
+    async with open_stack(env, settings) as s:
+        yield s

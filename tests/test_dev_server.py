@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pytest
 import yaml
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 
-from clients import Settings, connect
+from clients import Settings, connect, open_codec
 from schemas import SEARCH_ATTRIBUTES
 
 from .conftest import EXAMPLES
@@ -32,9 +34,13 @@ def free_port() -> int:
 
 class DevStack:
     def __init__(self, home: Path) -> None:
-        self.home, self.port, self.ui_port = home, free_port(), free_port()
-        self.env = {**os.environ, "SAFESHARE_HOME": str(home), "TEMPORAL_ADDRESS": f"127.0.0.1:{self.port}"}
+        self.home, self.port, self.ui_port, self.codec_port = home, free_port(), free_port(), free_port()
+        self.metrics_port = free_port()
+        self.env = {**os.environ, "SAFESHARE_HOME": str(home), "TEMPORAL_ADDRESS": f"127.0.0.1:{self.port}",
+                    "SAFESHARE_CODEC_PORT": str(self.codec_port), "SAFESHARE_METRICS_PORT": str(self.metrics_port),
+                    "SAFESHARE_CENSUS_SECONDS": "0.2"}
         self.proc: asyncio.subprocess.Process | None = None
+        self.log: list[bytes] = []  # every line the stack (server launcher and worker) wrote
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
@@ -44,18 +50,32 @@ class DevStack:
         async with asyncio.timeout(90):
             while b"worker_started" not in (line := await self.proc.stderr.readline()):
                 assert line, "safeshare dev exited before its worker started"
+                self.log.append(line)
+            self.log.append(line)
 
     async def stop(self) -> int:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGINT)
-        await self.proc.stderr.read()
+        self.log.append(await self.proc.stderr.read())
         return await asyncio.wait_for(self.proc.wait(), 60)
 
     async def cli(self, *args: str) -> tuple[int, str]:
         proc = await asyncio.create_subprocess_exec(
             SAFESHARE, *args, env=self.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         output, _ = await proc.communicate()
+        self.log.append(output)
         return proc.returncode or 0, output.decode()
+
+    async def census(self, stage: str, expected: float) -> None:
+        """Wait until the worker's census reports `expected` open requests in `stage`."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        pattern = re.compile(rf'^safeshare_requests{{[^}}]*stage="{stage}"[^}}]*}} (\S+)$', re.MULTILINE)
+        async with asyncio.timeout(30):
+            while True:
+                body = (await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=10).read())).decode()
+                if (found := pattern.search(body)) and float(found.group(1)) == expected:
+                    return
+                await asyncio.sleep(0.1)
 
     async def until_stage(self, rid: str, stage: str) -> dict:
         async with asyncio.timeout(30):
@@ -79,11 +99,27 @@ async def test_make_run_stack_serves_the_ui_with_search_attributes_and_stops_cle
     url = f"http://127.0.0.1:{dev.ui_port}/"
     body = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=10).read())
     assert b"<html" in body.lower()
-    client = await connect(Settings.from_env(dev.env))
+    ui_settings = await asyncio.to_thread(
+        lambda: urllib.request.urlopen(f"{url}api/v1/settings", timeout=10).read())  # noqa: S310
+    # The UI is wired to our codec server (the operator signs in there to decode).
+    assert json.loads(ui_settings)["Codec"]["Endpoint"] == f"http://127.0.0.1:{dev.codec_port}"
+    settings = Settings.from_env(dev.env)
+    codec = await open_codec(settings)
+    client = await connect(settings, codec)
+    await codec.vault.close()
     listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace="default"))
     assert set(SEARCH_ATTRIBUTES) <= set(listed.custom_attributes)
     assert (dev.home / "temporal.db").exists() and (dev.home / "directory.yaml").exists()
     assert oct((dev.home / "keys" / "store.key").stat().st_mode & 0o777) == "0o600"
+    # The codec server is up with the stack, and answers no one without the operator token.
+    decode = urllib.request.Request(f"http://127.0.0.1:{dev.codec_port}/decode", data=b'{"payloads": []}')
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        await asyncio.to_thread(urllib.request.urlopen, decode, timeout=10)
+    assert refused.value.code == 401
+    token = (dev.home / "keys" / "codec-token").read_text().strip()
+    decode.add_header("Authorization", f"Bearer {token}")
+    answer = await asyncio.to_thread(lambda: urllib.request.urlopen(decode, timeout=10).read())  # noqa: S310
+    assert json.loads(answer) == {}
     assert await dev.stop() == 0
 
 
@@ -100,6 +136,8 @@ async def test_cli_drives_a_request_from_submit_to_record_and_survives_a_restart
     await dev.until_stage(rid, "consent")
     code, output = await dev.cli("list", "--stage", "consent", "--json")
     assert code == 0 and rid in [r["request_id"] for r in json.loads(output)]
+    # Operators see it in the worker's metrics too: the census counts open requests by stage.
+    await dev.census("consent", 1)
 
     # The stack goes down and comes back: the open request is still there, still waiting.
     assert await dev.stop() == 0
@@ -110,7 +148,9 @@ async def test_cli_drives_a_request_from_submit_to_record_and_survives_a_restart
     await dev.until_stage(rid, "manager_review")
     code, output = await dev.cli("decide", rid, "--approve", "--manager", "np-teacher", "--reason", "x")
     assert code == 2 and "not in the escalation chain" in output
-    assert (await dev.cli("decide", rid, "--approve", "--manager", "np-dsl", "--reason", "ok"))[0] == 0
+    dsl_key = str(dev.home / "keys" / "contacts" / "np-dsl.key")
+    assert (await dev.cli("decide", rid, "--approve", "--manager", "np-dsl", "--reason", "ok",
+                          "--key", dsl_key))[0] == 0
     await dev.until_stage(rid, "receipt")
 
     key = str(dev.home / "keys" / "agencies" / "county-childrens-services.key")
@@ -118,12 +158,24 @@ async def test_cli_drives_a_request_from_submit_to_record_and_survives_a_restart
     assert code == 0 and "signature verified" in output and "Mondays" in output
     wrong = str(dev.home / "keys" / "agencies" / "riverside-police.key")
     code, output = await dev.cli("inbox", "open", rid, "--agency", "county-childrens-services", "--key", wrong)
-    assert code == 2 and "Mondays" not in output
-    assert (await dev.cli("ack", rid, "--agency", "county-childrens-services"))[0] == 0
+    assert code == 2 and "bundle cannot be opened" in output and "Mondays" not in output
+    assert (await dev.cli("ack", rid, "--agency", "county-childrens-services", "--key", key))[0] == 0
     await dev.until_stage(rid, "retention")
+
+    await dev.census("retention", 1)
+    await dev.census("consent", 0)
 
     code, output = await dev.cli("records", rid, "--json")
     trail = json.loads(output)
     assert code == 0 and trail["record"]["outcome"] == "shared"
     assert [e["event"] for e in trail["trail"]][:2] == ["request_accepted", "consent_requested"]
     assert "Mondays" not in output
+
+
+async def test_demo_drives_every_example_to_its_end_state(dev: DevStack) -> None:
+    """`safeshare demo` (make demo): the four examples, every actor signing, each to its end state."""
+    code, output = await dev.cli("demo")
+    assert code == 0, output
+    assert output.count("signature verified") == 3 and output.count("acknowledged receipt (signed)") == 3
+    assert "outcome shared" in output and "outcome not_shared" in output
+    assert "Alex Example" not in output  # the demo narrates stages, never the child

@@ -12,10 +12,13 @@ from pathlib import Path
 import structlog
 from temporalio.client import Client
 
-from clients import Settings, connect
+import crypto
+from clients import Settings, connect, open_codec
 from schemas import SEARCH_ATTRIBUTES
 
+from ._codec_server import start_codec_server
 from ._home import ensure_demo_home
+from ._telemetry import tracer_provider, tracing_interceptors, worker_runtime
 from ._worker import run_worker
 
 log = structlog.get_logger("safeshare.dev")
@@ -28,6 +31,8 @@ def dev_server_args(settings: Settings, port: int, ui_port: int) -> list[str]:
         str(TEMPORAL), "server", "start-dev",
         "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port),
         "--db-filename", str(settings.temporal_db), "--log-level", "warn",
+        # The UI decodes through our codec server, which answers only an authorised operator.
+        "--ui-codec-endpoint", f"http://127.0.0.1:{settings.codec_port}",
     ]
     if settings.namespace != "default":
         args += ["--namespace", settings.namespace]
@@ -36,36 +41,64 @@ def dev_server_args(settings: Settings, port: int, ui_port: int) -> list[str]:
     return args
 
 
-async def _connect_when_ready(settings: Settings, proc: asyncio.subprocess.Process) -> Client:
+async def _connect_when_ready(
+    settings: Settings, proc: asyncio.subprocess.Process, codec: crypto.EncryptionCodec,
+    observed: Observed | None = None,
+) -> Client:
     async with asyncio.timeout(60):
         while True:
             if proc.returncode is not None:
                 raise RuntimeError(f"temporal dev server exited with {proc.returncode}; see temporal.log")
             try:
-                return await connect(settings)
+                if observed is None:
+                    return await connect(settings, codec)
+                return await observed.connect(settings, codec)
             except RuntimeError:
                 await asyncio.sleep(0.25)  # the server is still starting
+
+
+class Observed:
+    """A worker process's runtime (Prometheus metrics) and tracing, made once per process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.runtime = worker_runtime(settings)
+        self.tracer_provider = tracer_provider(settings)
+
+    async def connect(self, settings: Settings, codec: crypto.EncryptionCodec) -> Client:
+        return await connect(settings, codec, runtime=self.runtime,
+                             interceptors=tracing_interceptors(self.tracer_provider))
+
+    def close(self) -> None:
+        if self.tracer_provider is not None:
+            self.tracer_provider.shutdown()  # flushes the spans still batched
 
 
 async def run_dev(settings: Settings, port: int, ui_port: int) -> None:
     settings = replace(settings, temporal_address=f"127.0.0.1:{port}")
     if ensure_demo_home(settings):
         log.info("demo_home_created", home=str(settings.home))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = _stop_on_signals()
+    observed = Observed(settings)
     # Opened once at start-up, to hand the server process a file descriptor.
     with open(settings.home / "temporal.log", "ab") as server_log:  # noqa: ASYNC230
         proc = await asyncio.create_subprocess_exec(
             *dev_server_args(settings, port, ui_port), stdout=server_log, stderr=server_log,
             start_new_session=True,  # Ctrl-C reaches us; we stop the server in order
         )
+        codec = await open_codec(settings)
+        origins = (*settings.ui_origins, f"http://127.0.0.1:{ui_port}", f"http://localhost:{ui_port}")
+        codec_server = await start_codec_server(
+            codec, _token(settings), tuple(dict.fromkeys(origins)), "127.0.0.1", settings.codec_port
+        )
         try:
-            client = await _connect_when_ready(settings, proc)
-            log.info("stack_ready", temporal=settings.temporal_address, ui=f"http://127.0.0.1:{ui_port}")
+            client = await _connect_when_ready(settings, proc, codec, observed)
+            log.info("stack_ready", temporal=settings.temporal_address, ui=f"http://127.0.0.1:{ui_port}",
+                     codec_server=f"http://127.0.0.1:{settings.codec_port}")
             await run_worker(client, settings, stop)
         finally:
+            await codec_server.cleanup()
+            await codec.vault.close()
+            observed.close()
             if proc.returncode is None:
                 proc.terminate()
                 try:
@@ -76,10 +109,36 @@ async def run_dev(settings: Settings, port: int, ui_port: int) -> None:
             log.info("stack_stopped")
 
 
-async def run_standalone_worker(settings: Settings) -> None:
+def _token(settings: Settings) -> str:
+    return crypto.read_secret(settings.codec_token_file).decode().strip()
+
+
+def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    with contextlib.suppress(asyncio.CancelledError):
-        await run_worker(await connect(settings), settings, stop)
+    return stop
+
+
+async def run_standalone_worker(settings: Settings) -> None:
+    stop = _stop_on_signals()
+    observed = Observed(settings)
+    codec = await open_codec(settings)
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await run_worker(await observed.connect(settings, codec), settings, stop)
+    finally:
+        await codec.vault.close()
+        observed.close()
+
+
+async def run_codec_server(settings: Settings, host: str) -> None:
+    stop = _stop_on_signals()
+    codec = await open_codec(settings)
+    runner = await start_codec_server(codec, _token(settings), settings.ui_origins, host, settings.codec_port)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await codec.vault.close()

@@ -9,25 +9,33 @@ from pathlib import Path
 import yaml
 
 import crypto
-from clients import Settings, read_directory, read_policy
+from clients import Settings, create_deployment_keys, read_directory, read_policy
 from schemas import Directory, Policy
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
+# Who signs what: managers their decisions, practitioners their overrides.
+SIGNING_ROLES = ("manager", "practitioner")
+
+
 def ensure_demo_home(settings: Settings) -> bool:
     """Write demo keys, directory and policy if absent. Existing files are never overwritten."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    create_deployment_keys(settings)
     if settings.directory_file.exists():
         return False
-    settings.home.mkdir(parents=True, exist_ok=True)
-    if not settings.store_key_file.exists():
-        crypto.write_secret(settings.store_key_file, crypto.new_key())
     template = yaml.safe_load((EXAMPLES / "directory.yaml").read_text())
     for agency in template["agencies"]:
-        keys = crypto.AgencyKeys.generate()
+        keys = crypto.AgencyKeys.generate(agency.get("hpke_suite", "X25519"))
         keys.save(settings.agency_key_file(agency["id"]))
         agency["hpke_public_key"] = keys.hpke_public_b64
         agency["signing_public_key"] = keys.signing_public_b64
+        for contact in agency["contacts"]:
+            if contact["role"] in SIGNING_ROLES:
+                key = crypto.SigningKey.generate()
+                key.save(settings.contact_key_file(contact["id"]))
+                contact["signing_public_key"] = key.public_b64
     Directory.model_validate(template)
     shutil.copyfile(EXAMPLES / "policy.yaml", settings.policy_file)
     settings.directory_file.write_text(yaml.safe_dump(template, sort_keys=False))
@@ -48,3 +56,13 @@ def agency_keys(settings: Settings):
         return crypto.AgencyKeys.load(settings.agency_key_file(agency_id))
 
     return load
+
+
+def end_retention_at_record(settings: Settings) -> None:
+    """Rewrite the home's policy so that retention has passed for any child over one: deletion
+    follows the record at once. For a real server, which cannot skip years: the canary and crash
+    tests and the benchmarks take requests all the way to deletion with it."""
+    policy = yaml.safe_load(settings.policy_file.read_text())
+    policy["retention"]["child_safeguarding"] = {"until_birthday": 1, "looked_after_until_birthday": 1,
+                                                 "disposal": "on_date"}
+    settings.policy_file.write_text(yaml.safe_dump(policy))

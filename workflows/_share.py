@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import ShareActivities
@@ -32,11 +32,14 @@ with workflow.unsafe.imports_passed_through():
         HoldAction,
         Intake,
         Notice,
+        NotifyInput,
         OverrideAction,
+        PushInput,
         RequestAt,
         ShareInput,
         ShareRequest,
         ShareState,
+        Signed,
         Stage,
         StagePolicy,
         Status,
@@ -45,13 +48,27 @@ with workflow.unsafe.imports_passed_through():
 
 # Activities retry without limit (backing off to a minute): a store outage makes the request
 # wait, never fail. What retrying cannot fix is raised non-retryable by the activity itself.
+# Each is a few database statements or one sealing, done in well under a second; the timeout is
+# how long an attempt lost with a crashed worker holds the request before it is retried.
 _ACT = {
-    "start_to_close_timeout": timedelta(seconds=60),
+    "start_to_close_timeout": timedelta(seconds=15),
     "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=1)),
 }
+# Notifications retry with backoff for about half an hour, then the step is recorded as not
+# notified and the request goes on: a mail outage must not hold a safeguarding decision.
+_NOTIFY = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=10),
+                                maximum_attempts=12),
+}
+# A webhook delivery retries without limit, like the store; it heartbeats, so a worker that dies
+# mid-send is noticed in seconds and the retry (same Idempotency-Key) goes to another worker.
+_PUSH = {**_ACT, "heartbeat_timeout": timedelta(seconds=10)}
 # The parked workflow continues as new at least yearly: histories stay short, and a request
 # parked for decades picks up current workflow code at each step.
 _RETENTION_CHUNK = timedelta(days=365)
+# Signers' clocks may run a little ahead of the server's.
+_CLOCK_SKEW = timedelta(minutes=5)
 
 STAGE = SearchAttributeKey.for_keyword("ShareStage")
 OUTCOME = SearchAttributeKey.for_keyword("ShareOutcome")
@@ -62,6 +79,14 @@ CONSENT_BASIS = SearchAttributeKey.for_keyword("ConsentBasis")
 TIER = SearchAttributeKey.for_int("EscalationTier")
 OVERDUE = SearchAttributeKey.for_bool("Overdue")
 RETENTION_UNTIL = SearchAttributeKey.for_datetime("RetentionUntil")
+
+
+def _cause(err: ActivityError) -> str:
+    """The failure's kind (e.g. NotificationRefused, TimeoutError): never its message."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type:
+        return cause.type
+    return type(cause).__name__
 
 
 def _refuse(message: str) -> ApplicationError:
@@ -103,8 +128,10 @@ class ShareRequestWorkflow:
                 await self._await_receipt()
                 await self._inform_subject()
             await self._write_record()
-        await self._retain()
-        await self._delete()
+        if s.deleted_at is None:
+            await self._retain()
+            await self._delete()  # ends this run: continues as new without the request's key
+        await self._close()
         return self.status()
 
     # --- stages --------------------------------------------------------------------------------
@@ -167,16 +194,31 @@ class ShareRequestWorkflow:
                          recipient_agency=s.recipient_agency, at=workflow.now()),
             **_ACT,
         )
+        channel = await self._push() if workflow.patched("push-bundle") else "inbox"
         s.outcome = "shared" if len(items) == len(intake.items) else "partly_shared"
         await self._event(
             "bundle_delivered",
             data={"items": len(items), "withheld_identities": s.receipt.withheld_identities,
-                  "bundle_sha256": s.receipt.bundle_sha256},
+                  "bundle_sha256": s.receipt.bundle_sha256, "channel": channel},
             notices=[Notice(to=intake.recipient_contacts, kind="bundle_delivered",
                             awaiting="open and acknowledge the sealed bundle",
                             deadline=workflow.now() + self._policy.receipt_wait)],
         )
         await self._write_record()
+
+    async def _push(self) -> str:
+        """Push the bundle to a webhook recipient; the store inbox keeps it either way."""
+        s = self._s
+        try:
+            pushed = await workflow.execute_activity_method(
+                ShareActivities.push_bundle, PushInput(request_id=s.request_id, recipient_agency=s.recipient_agency),
+                **_PUSH,
+            )
+        except ActivityError as err:
+            # Refused by the receiver (4xx): the recipient can still pull it from the inbox.
+            await self._event("bundle_push_refused", data={"cause": _cause(err)})
+            return "inbox"
+        return "webhook" if pushed.pushed else "inbox"
 
     async def _await_receipt(self) -> None:
         s, intake = self._s, self._intake_snapshot
@@ -231,10 +273,22 @@ class ShareRequestWorkflow:
     async def _delete(self) -> None:
         s = self._s
         await workflow.wait_condition(workflow.all_handlers_finished)
-        tomb = await workflow.execute_activity_method(
-            ShareActivities.destroy_content, RequestAt(request_id=s.request_id, at=workflow.now()), **_ACT
-        )
+        at = RequestAt(request_id=s.request_id, at=workflow.now())
+        tomb = await workflow.execute_activity_method(ShareActivities.destroy_content, at, **_ACT)
+        # The request's history key stops encrypting new payloads, so the run that follows is
+        # readable under the deployment key alone; then that run shreds the key for good.
+        await workflow.execute_activity_method(ShareActivities.retire_history_key, at, **_ACT)
         s.deleted_at, s.stage, s.awaiting = tomb.destroyed_at, "deleted", None
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        # The memo is passed on explicitly so that it too is re-encrypted under the deployment key:
+        # left out, the server would copy the old one, sealed under the key about to be shredded.
+        workflow.continue_as_new(ShareInput(state=s), memo=dict(workflow.memo()))
+
+    async def _close(self) -> None:
+        s = self._s
+        await workflow.execute_activity_method(
+            ShareActivities.shred_history_key, RequestAt(request_id=s.request_id, at=workflow.now()), **_ACT
+        )
         self._publish()
         await self._event("content_destroyed")
         await self._write_record()
@@ -268,6 +322,8 @@ class ShareRequestWorkflow:
     def _check_consent(self, action: ConsentAction) -> None:
         s = self._s
         self._check_discloser(action.by, "by")
+        if s.stage == "deleted":
+            raise _refuse(f"request {s.request_id}: content already deleted")
         if action.status == "withdrawn":
             if s.consent != "given":
                 raise _refuse(f"request {s.request_id}: only consent that was given can be withdrawn")
@@ -278,7 +334,7 @@ class ShareRequestWorkflow:
     @workflow.update
     async def record_override(self, action: OverrideAction) -> Status:
         s = self._s
-        s.override_ground, s.override_by = action.ground, action.by
+        s.override_ground, s.override_by, s.override_signature = action.ground, action.by, action.signature
         await self._event("safeguarding_override", actor=action.by, data={"ground": action.ground},
                           note=action.reason)
         self._publish()
@@ -288,6 +344,7 @@ class ShareRequestWorkflow:
     def _check_override(self, action: OverrideAction) -> None:
         s = self._s
         self._check_discloser(action.by, "by")
+        self._check_signature(action, "override", [s.override_signature])
         if s.stage not in ("consent", "manager_review"):
             raise _refuse(f"request {s.request_id}: an override is recorded before the decision "
                           f"to share (stage: {s.stage})")
@@ -300,7 +357,7 @@ class ShareRequestWorkflow:
         stage = "retrospective_review" if s.stage == "retrospective_review" else "approval"
         s.decisions.append(DecisionEntry(
             at=workflow.now(), by=action.manager, decision=action.decision, kind=stage,
-            items=action.items, reason_sha256=text_sha256(action.reason)))
+            items=action.items, reason_sha256=text_sha256(action.reason), signature=action.signature))
         notices = []
         if action.decision == "approve" and stage == "approval":
             s.approved_items = action.items or [i.id for i in intake.items]
@@ -326,6 +383,7 @@ class ShareRequestWorkflow:
                           f"{s.disclosing_agency}")
         if action.manager == s.requested_by:
             raise _refuse("the requester cannot decide on their own request")
+        self._check_signature(action, "decision", [d.signature for d in s.decisions])
         if action.decision == "comment":
             return
         if s.stage not in ("manager_review", "retrospective_review") or self._decided(s.stage):
@@ -344,7 +402,7 @@ class ShareRequestWorkflow:
     @workflow.update
     async def acknowledge(self, action: AckAction) -> Status:
         s = self._s
-        s.acknowledged_at = workflow.now()
+        s.acknowledged_at, s.ack_signature = workflow.now(), action.signature
         if s.stage in ("receipt", "retention"):  # the only overdue these stages have is the receipt's
             s.overdue = False
         await workflow.execute_activity_method(
@@ -361,6 +419,7 @@ class ShareRequestWorkflow:
         s = self._s
         if action.agency != s.recipient_agency:
             raise _refuse(f"agency {action.agency} is not the recipient of request {s.request_id}")
+        self._check_signature(action, "acknowledgement", [s.ack_signature])
         if s.receipt is None or s.stage == "deleted":
             raise _refuse(f"request {s.request_id}: no bundle awaits acknowledgement")
         if s.acknowledged_at is not None:
@@ -412,6 +471,22 @@ class ShareRequestWorkflow:
         kind = "retrospective_review" if stage == "retrospective_review" else "approval"
         return any(d.kind == kind and d.decision != "comment" for d in self._s.decisions)
 
+    def _check_signature(self, action: Signed, what: str, used: Sequence[str | None]) -> None:
+        """Only the signer's own key, over this request's action, once: else refused and audited."""
+        s = self._s
+        keys = self._intake_snapshot.signing_keys if s.intake else {}
+        if action.signature is None:
+            raise _refuse(f"{what}: unsigned; {action.signer} signs it with their key (--key)")
+        if action.signer not in keys:
+            raise _refuse(f"{what}: {action.signer} has no signing key in the directory")
+        if not action.signature_valid(s.request_id, keys[action.signer]):
+            raise _refuse(f"{what}: signature is not {action.signer}'s over this {what} of request "
+                          f"{s.request_id} (altered, another key, or signed for another request)")
+        if action.signature in used:
+            raise _refuse(f"{what}: this signed {what} was already recorded (a replay)")
+        if action.signed_at is not None and action.signed_at > workflow.now() + _CLOCK_SKEW:
+            raise _refuse(f"{what}: signed_at is in the future; check the signer's clock")
+
     def _check_discloser(self, contact: str, field: str) -> None:
         s = self._s
         allowed = set(self._intake_snapshot.disclosing_contacts if s.intake else []) | {s.requested_by}
@@ -446,12 +521,26 @@ class ShareRequestWorkflow:
     ) -> None:
         s = self._s
         s.steps += 1
+        step = f"{s.steps:05d}-{event}"
         await workflow.execute_activity_method(
             ShareActivities.record_event,
-            EventInput(request_id=s.request_id, step=f"{s.steps:05d}-{event}", event=event, actor=actor,
+            EventInput(request_id=s.request_id, step=step, event=event, actor=actor,
                        at=workflow.now(), data=data or {}, note=note, notices=list(notices)),
             **_ACT,
         )
+        if notices and workflow.patched("send-notifications"):
+            await self._notify(step)
+
+    async def _notify(self, step: str) -> None:
+        try:
+            await workflow.execute_activity_method(
+                ShareActivities.send_notifications, NotifyInput(request_id=self._s.request_id, step=step),
+                **_NOTIFY,
+            )
+        except ActivityError as err:
+            # Refused by the receiver, or still unreachable after the retries: recorded, and the
+            # outbox keeps the unsent rows for operators; the request goes on.
+            await self._event("notification_failed", data={"step": step, "cause": _cause(err)})
 
     async def _write_record(self) -> None:
         s, intake = self._s, self._intake_snapshot
@@ -461,6 +550,7 @@ class ShareRequestWorkflow:
             purpose=s.purpose, disclosing_agency=s.disclosing_agency, recipient_agency=s.recipient_agency,
             requested_by=s.requested_by, lawful_basis=s.lawful_basis, special_condition=s.special_condition,
             consent_status=s.consent, override_ground=s.override_ground, override_by=s.override_by,
+            override_signature=s.override_signature, ack_signature=s.ack_signature,
             decisions=s.decisions, categories_shared=sorted({i.category for i in shared}),
             items_shared=shared, withheld_identities=s.receipt.withheld_identities if s.receipt else 0,
             bundle_sha256=s.receipt.bundle_sha256 if s.receipt else None,

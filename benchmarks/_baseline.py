@@ -1,0 +1,149 @@
+"""The baseline: a workflow with the same commands as a routine request's lifecycle, doing nothing.
+
+Same count of activities (26: with a notification send after each notified step and the bundle
+push), patch markers (2), timers (3, each cancelled by an update), updates (3), search attribute
+upserts (9), one continue-as-new, no signals (the share workflow has none), on the same
+sandboxed runner; but no codec, no store, no crypto and empty activities. What the share
+workflow costs beyond this is the cost of Safeshare's own work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Callable
+from datetime import timedelta
+
+from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+from temporalio.worker import Worker
+
+STAGE = SearchAttributeKey.for_keyword("ShareStage")
+_ACT = {"start_to_close_timeout": timedelta(seconds=60)}
+
+
+@activity.defn
+async def nothing(step: str) -> str:
+    return step
+
+
+@workflow.defn(name="BaselineShare")
+class BaselineWorkflow:
+    def __init__(self) -> None:
+        self.stage = "intake"
+        self.consented = self.decided = self.acked = False
+
+    @workflow.run
+    async def run(self, run: int) -> str:
+        if run == 1:
+            await self._act("accept_request")
+            await self._act("request_accepted")
+            await self._patched("notify")
+            await self._enter("consent", notify=True)
+            await self._wait(lambda: self.consented, timedelta(days=5))
+            await self._enter("manager_review", notify=True)
+            await self._wait(lambda: self.decided, timedelta(days=2))
+            await self._enter("transmission")
+            await self._act("seal_and_deliver")
+            await self._patched("push")
+            await self._act("push_bundle")
+            await self._act("bundle_delivered")
+            await self._act("send_notifications")
+            await self._act("write_record")
+            await self._enter("receipt")
+            await self._wait(lambda: self.acked, timedelta(days=3))
+            await self._act("subject_informed")
+            await self._act("send_notifications")
+            await self._act("write_record")
+            await self._enter("retention")
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            await self._act("destroy_content")
+            await self._act("retire_history_key")
+            self.stage = "deleted"
+            workflow.continue_as_new(2)
+        await self._act("shred_history_key")
+        workflow.upsert_search_attributes([STAGE.value_set("deleted")])
+        await self._act("content_destroyed")
+        await self._act("write_record")
+        return "deleted"
+
+    @workflow.query
+    def status(self) -> str:
+        return self.stage
+
+    @workflow.update
+    async def record_consent(self, by: str) -> str:
+        await self._act("consent_given")
+        self.consented = True
+        return self.stage
+
+    @record_consent.validator
+    def _check_consent(self, by: str) -> None:
+        if self.stage != "consent":
+            raise ValueError("not awaited")
+
+    @workflow.update
+    async def decide(self, by: str) -> str:
+        await self._act("manager_approve")
+        self.decided = True
+        return self.stage
+
+    @decide.validator
+    def _check_decide(self, by: str) -> None:
+        if self.stage != "manager_review":
+            raise ValueError("not awaited")
+
+    @workflow.update
+    async def acknowledge(self, by: str) -> str:
+        await self._act("mark_acknowledged")
+        await self._act("bundle_acknowledged")
+        self.acked = True
+        workflow.upsert_search_attributes([STAGE.value_set(self.stage)])
+        return self.stage
+
+    @acknowledge.validator
+    def _check_ack(self, by: str) -> None:
+        if self.stage != "receipt":
+            raise ValueError("not awaited")
+
+    async def _act(self, step: str) -> None:
+        await workflow.execute_activity(nothing, step, **_ACT)
+
+    async def _patched(self, change: str) -> None:
+        # The share workflow checks two patches (notifications, webhook push): a marker and an upsert.
+        workflow.patched(change)
+        workflow.upsert_search_attributes([STAGE.value_set(self.stage)])
+
+    async def _enter(self, stage: str, notify: bool = False) -> None:
+        await self._act(f"{stage}_started")
+        if notify:
+            await self._act("send_notifications")
+        self.stage = stage
+        workflow.upsert_search_attributes([STAGE.value_set(stage)])
+
+    async def _wait(self, condition: Callable[[], bool], timeout: timedelta) -> None:
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(condition, timeout=timeout)
+
+
+async def main() -> None:
+    from workers import RUNNER  # the share worker's sandbox settings, for a like-for-like runner
+
+    client = await Client.connect(os.environ["TEMPORAL_ADDRESS"])
+    worker = Worker(client, task_queue=os.environ["BENCH_TASK_QUEUE"], workflows=[BaselineWorkflow],
+                    activities=[nothing], workflow_runner=RUNNER, **worker_options())
+    async with worker:
+        print("worker_started", flush=True)
+        await asyncio.Event().wait()
+
+
+def worker_options() -> dict:
+    from workers import worker_tuning
+
+    return worker_tuning(os.environ)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

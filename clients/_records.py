@@ -1,0 +1,98 @@
+"""The DPO's view of decision records: the fields an ICO data-sharing record needs, never content."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from schemas import DecisionRecord
+
+from ._files import InputError
+
+# Golden rule 7 and the ICO data-sharing code: why, on what basis, who decided, what went to
+# whom, when, the outcome, and when it is deleted. Hashes and categories only: no content.
+EXPORT_FIELDS = (
+    "request_id", "accepted_at", "direction", "urgency", "purpose", "lawful_basis", "special_condition",
+    "consent_status", "override_ground", "override_by", "requested_by", "disclosing_agency",
+    "recipient_agency", "categories_shared", "items_shared", "withheld_identities", "decided_by",
+    "decided_at", "outcome", "shared_at", "bundle_sha256", "acknowledged_at", "subject_informed",
+    "retention_until", "deleted_at",
+)
+FORMATS = ("csv", "json")
+
+
+def parse_day(option: str, value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InputError([f"{option}: a date YYYY-MM-DD expected"]) from None
+
+
+def export_window(start: str, end: str) -> tuple[datetime, datetime]:
+    """--from and --to are whole UTC days, both included: [start 00:00, the day after end 00:00)."""
+    first, last = parse_day("--from", start), parse_day("--to", end)
+    if last < first:
+        raise InputError(["--to: a date on or after --from expected"])
+    return datetime.combine(first, time(), UTC), datetime.combine(last + timedelta(days=1), time(), UTC)
+
+
+def check_format(value: str) -> str:
+    if value not in FORMATS:
+        raise InputError([f"--format: one of {', '.join(FORMATS)} expected"])
+    return value
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+def export_row(record: DecisionRecord, accepted_at: datetime) -> dict[str, Any]:
+    decisions = [d for d in record.decisions if d.decision != "comment"]
+    # Who decided: the managers' decisions; an emergency share-now was the requester's, under policy.
+    decided_by = [f"{d.by} ({d.decision}{', retrospective' if d.kind == 'retrospective_review' else ''})"
+                  for d in decisions]
+    if record.shared_at is not None and not any(d.kind == "approval" for d in decisions):
+        decided_by.insert(0, f"{record.requested_by} (emergency share-now)")
+    approvals = [d.at for d in decisions if d.kind == "approval"]
+    decided_at = approvals[0] if approvals else record.shared_at
+    return {
+        "request_id": record.request_id,
+        "accepted_at": _iso(accepted_at),
+        "direction": record.direction,
+        "urgency": record.urgency,
+        "purpose": record.purpose,
+        "lawful_basis": record.lawful_basis,
+        "special_condition": record.special_condition,
+        "consent_status": record.consent_status,
+        "override_ground": record.override_ground,
+        "override_by": record.override_by,
+        "requested_by": record.requested_by,
+        "disclosing_agency": record.disclosing_agency,
+        "recipient_agency": record.recipient_agency,
+        "categories_shared": list(record.categories_shared),
+        "items_shared": [i.id for i in record.items_shared],
+        "withheld_identities": record.withheld_identities,
+        "decided_by": decided_by,
+        "decided_at": _iso(decided_at),
+        "outcome": record.outcome,
+        "shared_at": _iso(record.shared_at),
+        "bundle_sha256": record.bundle_sha256,
+        "acknowledged_at": _iso(record.acknowledged_at),
+        "subject_informed": record.subject_informed,
+        "retention_until": _iso(record.retention_until),
+        "deleted_at": _iso(record.deleted_at),
+    }
+
+
+def render(rows: list[dict[str, Any]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "; ".join(v) if isinstance(v, list) else ("" if v is None else v) for k, v in row.items()})
+    return buffer.getvalue()

@@ -1,0 +1,148 @@
+"""Store faults: PostgreSQL behind a proxy that drops every connection for a while.
+
+Activities retry and the workflow waits; once the database is back nothing is lost or
+duplicated. A statement the database refuses is not retried: it fails the step at once, saying
+what kind of error it was and nothing of the data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.testing import WorkflowEnvironment
+
+from clients import Settings
+from schemas import ConsentAction, DecisionAction
+from store import upgrade_database
+from workers import ensure_demo_home
+
+from .conftest import PG_URL, Stack, fresh_postgres_database, open_stack, require_postgres
+from .test_dev_server import free_port
+
+
+class Proxy:
+    """TCP between the store and PostgreSQL; `down()` drops every connection and refuses new ones."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port, self.port = upstream_port, free_port()
+        self.is_down = False
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.is_down:
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        self.writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError, OSError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def down(self) -> None:
+        self.is_down = True
+        for w in self.writers:
+            w.transport.abort()
+        self.writers.clear()
+
+    def up(self) -> None:
+        self.is_down = False
+
+    async def stop(self) -> None:
+        self.down()
+        self.server.close()
+        await self.server.wait_closed()
+
+
+@pytest.fixture
+async def proxied(
+    postgres: str | None, tmp_path: Path, env: WorkflowEnvironment
+) -> AsyncIterator[tuple[Stack, Proxy, str]]:
+    require_postgres(postgres)
+    async with fresh_postgres_database(PG_URL) as url:
+        await upgrade_database(url)
+        proxy = Proxy(int(PG_URL.rsplit(":", 1)[1]))
+        await proxy.start()
+        server, name = url.rsplit("/", 1)
+        through = f"{server.rsplit(':', 1)[0]}:{proxy.port}/{name}"
+        settings = Settings.from_env({"SAFESHARE_HOME": str(tmp_path / "home"), "SAFESHARE_DATABASE_URL": through})
+        ensure_demo_home(settings)
+        try:
+            async with open_stack(env, settings) as stack:
+                yield stack, proxy, url.replace("+asyncpg", "")
+        finally:
+            await proxy.stop()
+
+
+async def attempts(stack: Stack, request_id: str) -> int:
+    pending = (await stack.client.handle(request_id).describe()).raw_description.pending_activities
+    return max((p.attempt for p in pending), default=0)
+
+
+async def test_a_database_outage_makes_the_request_wait_then_resume_without_loss(proxied) -> None:
+    """Store faults: activities retry, the workflow waits, nothing lost or duplicated."""
+    stack, proxy, _ = proxied
+    req = await stack.request("routine-consent")
+    rid = req.request_id
+    await stack.client.submit(req)
+    await stack.until(rid, lambda s: s.stage == "consent")
+
+    proxy.down()
+    consent = asyncio.create_task(stack.client.consent(rid, ConsentAction(status="given", by="np-teacher")))
+    async with asyncio.timeout(60):  # the step is being retried against the dead database
+        while await attempts(stack, rid) < 3:  # noqa: ASYNC110 - polls the server; no local event
+            await asyncio.sleep(0.1)
+    assert (await stack.client.status(rid)).stage == "consent" and not consent.done()
+
+    proxy.up()
+    await asyncio.wait_for(consent, 60)
+    await stack.until(rid, lambda s: s.stage == "manager_review", timeout=60)
+    events = [e["event"] for e in await stack.store.audit_trail(rid)]
+    assert events.count("consent_given") == 1 and events.count("request_accepted") == 1
+    assert (await stack.store.verify_audit(stack.settings.audit_public_key_file.read_text().strip())).ok
+
+
+async def test_a_statement_the_database_refuses_fails_the_step_at_once_and_clearly(proxied) -> None:
+    """What retrying cannot fix is non-retryable, and the failure names the kind, not the data."""
+    stack, _, direct_url = proxied
+    req = await stack.request("routine-consent")
+    rid = req.request_id
+    await stack.client.submit(req)
+    await stack.until(rid, lambda s: s.stage == "consent")
+    conn = await asyncpg.connect(direct_url)
+    try:  # an operator's mistake: the records table is gone
+        await conn.execute("DROP TABLE records")
+    finally:
+        await conn.close()
+
+    await stack.client.consent(rid, ConsentAction(status="given", by="np-teacher"))
+    await stack.until(rid, lambda s: s.stage == "manager_review")
+    await stack.client.decide(rid, DecisionAction(decision="approve", manager="np-dsl", reason="ok"))
+    with pytest.raises(WorkflowFailureError) as failed:
+        await asyncio.wait_for(stack.client.wait(rid), 60)
+    activity_error = failed.value.cause
+    assert isinstance(activity_error, ActivityError)
+    cause = activity_error.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "StoreError" and cause.non_retryable
+    assert "ProgrammingError" in cause.message and req.subject.name not in cause.message
+    history = await stack.client.handle(rid).fetch_history()
+    failed_attempt = [e for e in history.events if e.HasField("activity_task_started_event_attributes")][-1]
+    assert failed_attempt.activity_task_started_event_attributes.attempt == 1  # not retried
+    assert (await stack.client.handle(rid).describe()).status == WorkflowExecutionStatus.FAILED
+    assert json.dumps(str(failed.value)).find(req.subject.name) == -1
