@@ -28,7 +28,7 @@ from temporalio.service import RPCError
 import crypto
 from activities import message_id
 from clients import Refused, SafeshareClient, Settings, open_codec
-from schemas import AckAction, ConsentAction, DecisionAction, Status
+from schemas import AckAction, ConsentAction, DecisionAction, ShareRequest, Status
 from store import Store
 from workers import end_retention_at_record, ensure_demo_home, load_home
 from workers._dev import _connect_when_ready, dev_server_args
@@ -44,17 +44,21 @@ PLAN = {name: max(1, round(n * SCALE)) for name, n in
         {"routine-consent": 120, "emergency-override": 40, "police-inbound-declined": 40}.items()}
 OUTCOME = {"routine-consent": "shared", "emergency-override": "shared", "police-inbound-declined": "not_shared"}
 WORKERS = 2
-TIMEOUT = float(os.environ.get("SAFESHARE_CRASH_TIMEOUT", "600"))  # seconds for any one request's step
+# The whole run's budget: normally about two minutes; past this the test fails saying where every
+# request is, well inside pytest's own timeout (which would say nothing useful).
+DEADLINE = float(os.environ.get("SAFESHARE_CRASH_DEADLINE", "600"))
+RPC = 20  # seconds for any one call: a call hung on a dead connection is abandoned and retried
 
 
 class Chaos:
     """The dev server and worker processes, and the damage done to them."""
 
-    def __init__(self, settings: Settings, smtp_port: int, rng: random.Random) -> None:
-        self.settings, self.rng = settings, rng
+    def __init__(self, settings: Settings, smtp_port: int, rng: random.Random, logs: Path) -> None:
+        self.settings, self.rng, self.logs = settings, rng, logs
         self.server: asyncio.subprocess.Process | None = None
         self.workers: list[asyncio.subprocess.Process] = []
         self.drains: list[asyncio.Task] = []
+        self.started = 0
         self.env = {**os.environ, "SAFESHARE_HOME": str(settings.home), "TEMPORAL_ADDRESS": settings.temporal_address,
                     "SAFESHARE_TASK_QUEUE": settings.task_queue, "SAFESHARE_SMTP_HOST": "127.0.0.1",
                     "SAFESHARE_SMTP_PORT": str(smtp_port)}
@@ -71,11 +75,29 @@ class Chaos:
         proc = await asyncio.create_subprocess_exec(
             SAFESHARE, "worker", env=self.env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
             start_new_session=True)
+        self.started += 1
+        log = (self.logs / f"worker-{self.started}.log").open("ab")
         async with asyncio.timeout(60):
             while b"worker_started" not in (line := await proc.stderr.readline()):
                 assert line, "a worker exited before it started"
-        self.drains.append(asyncio.create_task(proc.stderr.read()))  # keep its pipe from filling
+                log.write(line)
+        self.drains.append(asyncio.create_task(self._keep(proc, log)))  # and keep its pipe from filling
         return proc
+
+    @staticmethod
+    async def _keep(proc: asyncio.subprocess.Process, log) -> None:
+        with log:
+            while line := await proc.stderr.readline():
+                log.write(line)
+                log.flush()
+
+    def log_tail(self, lines: int = 5) -> str:
+        """The last lines of every worker's log (structured events, no personal data), for a failure."""
+        tails = []
+        for path in sorted(self.logs.glob("worker-*.log")):
+            tail = path.read_bytes().decode(errors="replace").splitlines()[-lines:]
+            tails.append(f"--- {path.name}\n" + "\n".join(line[:300] for line in tail))
+        return "\n".join(tails)
 
     async def kill_a_worker(self) -> None:
         i = self.rng.randrange(len(self.workers))
@@ -128,36 +150,47 @@ LAST: dict[str, str] = {}  # what each request last showed, for the failure mess
 
 
 async def retrying(client: SafeshareClient, rid: str, done: Callable[[Status], bool],
-                   action: Callable[[], Awaitable[object]] | None = None, timeout: float = TIMEOUT) -> Status:
+                   action: Callable[[], Awaitable[object]] | None = None) -> Status:
     """Until the request's status satisfies `done`, (re)try the action: a worker or the server may
-    die under it, and an action whose reply was lost is seen done on the next look."""
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                try:
-                    status = await client.status(rid)
-                    LAST[rid] = status.stage
-                    if done(status):
-                        return status
-                except (RPCError, Refused, WorkflowQueryFailedError) as err:
-                    # not yet started, a dead worker, a restarting server, a workflow task in retry
-                    LAST[rid] = f"{type(err).__name__}: {await _explain(client, err)}"
-                if action is not None:
-                    # not yet (or no longer) due, or its answer lost with a worker or the server
-                    with contextlib.suppress(RPCError, Refused, WorkflowUpdateRPCTimeoutOrCancelledError):
-                        await action()
-                await asyncio.sleep(0.5)
-    except TimeoutError:
+    die under it, and an action whose reply was lost is seen done on the next look. Looks back off
+    (with jitter) while nothing changes, so 200 requests do not flood two busy cores with queries."""
+    pause = 0.2
+    while True:
         try:
-            described = (await client.handle(rid).describe()).status
-        except RPCError as err:
-            described = f"describe failed: {err.status}"
-        raise AssertionError(f"{rid} stuck ({described}): {LAST.get(rid)}; "
-                             f"others: {Counter(LAST.values()).most_common(5)}") from None
+            async with asyncio.timeout(RPC):
+                status = await client.status(rid)
+            if LAST.get(rid) != status.stage:
+                pause = 0.2  # it moved: look again soon
+            LAST[rid] = status.stage
+            if done(status):
+                return status
+        except (RPCError, Refused, WorkflowQueryFailedError, TimeoutError) as err:
+            # not yet started, a dead worker, a restarting server, a workflow task in retry
+            LAST[rid] = f"{type(err).__name__}: {await _explain(client, err)}"
+        if action is not None:
+            # not yet (or no longer) due, or its answer lost with a worker or the server
+            with contextlib.suppress(RPCError, Refused, WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
+                async with asyncio.timeout(RPC):
+                    await action()
+        await asyncio.sleep(pause * random.uniform(0.5, 1.5))  # noqa: S311 - polling jitter
+        pause = min(pause * 1.5, 3.0)
 
 
-async def drive(client: SafeshareClient, settings: Settings, name: str) -> tuple[str, Status]:
-    req = example(name)
+async def stuck(client: SafeshareClient, rids: list[str]) -> str:
+    """Where the requests that did not finish are, and what the server says of one of them."""
+    waiting = [rid for rid in rids if LAST.get(rid) != "deleted"]
+    described = "-"
+    if waiting:
+        try:
+            async with asyncio.timeout(RPC):
+                described = str((await client.handle(waiting[0]).describe()).status)
+        except (RPCError, TimeoutError) as err:
+            described = f"describe failed: {type(err).__name__}"
+    return (f"{len(waiting)} of {len(rids)} requests unfinished; first {waiting[:1]} ({described}); "
+            f"last seen: {Counter(LAST.get(rid, 'never seen') for rid in waiting).most_common(6)}")
+
+
+async def drive(client: SafeshareClient, settings: Settings, name: str, req: ShareRequest) -> tuple[str, Status]:
     rid = req.request_id
     key = lambda contact: crypto.SigningKey.load(settings.contact_key_file(contact))  # noqa: E731
     recipient = crypto.SigningKey(crypto.AgencyKeys.load(settings.agency_key_file("county-childrens-services")).signing)
@@ -182,7 +215,7 @@ async def drive(client: SafeshareClient, settings: Settings, name: str) -> tuple
     return rid, await retrying(client, rid, lambda s: s.stage == "deleted")
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1200)
 async def test_200_requests_survive_killed_workers_and_a_server_restart(tmp_path: Path) -> None:
     # Chaos, not cryptography: a seeded generator, so that a failing run can be repeated.
     seed = int(os.environ.get("SAFESHARE_CHAOS_SEED", random.randrange(10**6)))  # noqa: S311
@@ -195,7 +228,8 @@ async def test_200_requests_survive_killed_workers_and_a_server_restart(tmp_path
     ensure_demo_home(settings)
     end_retention_at_record(settings)  # each request goes all the way to deletion
 
-    chaos = Chaos(settings, smtp.port, rng)
+    (tmp_path / "logs").mkdir()
+    chaos = Chaos(settings, smtp.port, rng, tmp_path / "logs")
     codec = await open_codec(settings)
     try:
         await chaos.start_server()
@@ -207,14 +241,24 @@ async def test_200_requests_survive_killed_workers_and_a_server_restart(tmp_path
 
         done = asyncio.Event()
         damage = asyncio.create_task(chaos.run(done))
+        reqs = [example(kind) for kind in kinds]
+        drivers = [asyncio.create_task(drive(client, settings, kind, req))
+                   for kind, req in zip(kinds, reqs, strict=True)]
         try:
             try:
-                results = await asyncio.gather(*(drive(client, settings, kind) for kind in kinds))
-            except AssertionError as err:  # say how to repeat this run
-                raise AssertionError(f"seed {seed} (SAFESHARE_CHAOS_SEED): {err}") from err
+                async with asyncio.timeout(DEADLINE):
+                    results = await asyncio.gather(*drivers)
+            except TimeoutError:  # say where everything is, and how to repeat this run
+                rids = [req.request_id for req in reqs]
+                raise AssertionError(f"seed {seed} (SAFESHARE_CHAOS_SEED): not done in {DEADLINE:.0f} s: "
+                                     f"{await stuck(client, rids)}; kills {chaos.kills}, server restarts "
+                                     f"{chaos.server_restarts}\n{chaos.log_tail()}") from None
         finally:
             done.set()
-            await damage
+            for driver in drivers:
+                driver.cancel()
+            async with asyncio.timeout(120):
+                await damage
         assert chaos.kills >= 3 and chaos.server_restarts == 1, f"seed {seed}: the damage was not done"
 
         # Every request in its correct end state.
@@ -241,7 +285,7 @@ async def test_200_requests_survive_killed_workers_and_a_server_restart(tmp_path
 
     verify = await asyncio.create_subprocess_exec(
         SAFESHARE, "audit", "verify", env=chaos.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    output, _ = await verify.communicate()
+    output, _ = await asyncio.wait_for(verify.communicate(), 120)
     assert verify.returncode == 0, output.decode()
 
     # Every notification sent; none twice. A worker killed between handing a message to the
