@@ -18,6 +18,8 @@ from temporalio.converter import WorkflowSerializationContext
 from temporalio.exceptions import ApplicationError
 
 import crypto
+from crypto._bundle import _SUITES
+from crypto._keys import hpke_public_key
 from workers._codec_server import start_codec_server
 
 ORIGIN = "http://127.0.0.1:8233"
@@ -114,23 +116,74 @@ def test_sealed_bundles_open_only_for_their_recipient_from_their_sender(content:
         assert str(err.value) == crypto.UNOPENABLE
 
 
+def _split(bundle: bytes) -> tuple[dict, bytes]:
+    """A v2 bundle's parts: magic, header length, header JSON, raw ciphertext."""
+    assert bundle[:4] == b"SSB2"
+    size = int.from_bytes(bundle[4:8], "big")
+    return json.loads(bundle[8 : 8 + size]), bundle[8 + size :]
+
+
+def _join(header: dict, sealed: bytes) -> bytes:
+    head = json.dumps(header).encode()
+    return b"SSB2" + len(head).to_bytes(4, "big") + head + sealed
+
+
 @settings(max_examples=80, deadline=None)
 @given(suite=st.sampled_from(crypto.SUITES), field=st.sampled_from(["sealed", "signature", "recipient", "sender",
                                                                      "request_id", "suite"]),
        where=st.integers(min_value=0))
 def test_a_tampered_bundle_fails_with_one_error(suite: str, field: str, where: int) -> None:
     """Altering any part of the envelope (ciphertext, signature, addressing) is detected."""
-    envelope = json.loads(_seal(b"the content", suite))
-    if field in ("sealed", "signature"):
-        raw = bytearray(crypto.unb64(envelope[field]))
+    header, sealed = _split(_seal(b"the content", suite))
+    if field == "sealed":
+        raw = bytearray(sealed)
         raw[where % len(raw)] ^= 0x01
-        envelope[field] = crypto.b64(bytes(raw))
+        sealed = bytes(raw)
+    elif field == "signature":
+        raw = bytearray(crypto.unb64(header[field]))
+        raw[where % len(raw)] ^= 0x01
+        header[field] = crypto.b64(bytes(raw))
     elif field == "suite":
-        envelope[field] = next(s for s in crypto.SUITES if s != suite)
+        header[field] = next(s for s in crypto.SUITES if s != suite)
     else:
-        envelope[field] = envelope[field] + "x"
+        header[field] = header[field] + "x"
     with pytest.raises(crypto.CryptoError) as err:
-        _open(json.dumps(envelope).encode(), suite, recipient=envelope["recipient"])
+        _open(_join(header, sealed), suite, recipient=header["recipient"])
+    assert str(err.value) == crypto.UNOPENABLE
+
+
+@settings(max_examples=80, deadline=None)
+@given(where=st.integers(min_value=0), bit=st.integers(min_value=0, max_value=7))
+def test_any_flipped_bit_or_cut_makes_a_bundle_unopenable(where: int, bit: int) -> None:
+    """Framing included: the magic, the header's length, the header, the ciphertext."""
+    bundle = bytearray(_seal(b"the content", "X25519"))
+    flipped = bytearray(bundle)
+    flipped[where % len(bundle)] ^= 1 << bit
+    for altered in (bytes(flipped), bytes(bundle[: where % len(bundle)])):
+        with pytest.raises(crypto.CryptoError) as err:
+            _open(altered, "X25519")
+        assert str(err.value) == crypto.UNOPENABLE
+
+
+def _seal_v1(content: bytes, suite: str) -> bytes:
+    """A bundle as v1 sealed them (one JSON object, the ciphertext in base64): still in inboxes."""
+    header = crypto.BundleHeader("req-1", "from-agency", "to-agency", suite)
+    sealed = _SUITES[suite].encrypt(content, hpke_public_key(suite, AGENCY_KEYS[suite][0].hpke_public_b64),
+                                    info=header.info())
+    return json.dumps({"format": "safeshare-bundle-v1", "request_id": "req-1", "sender": "from-agency",
+                       "recipient": "to-agency", "suite": suite, "sealed": crypto.b64(sealed),
+                       "signature": crypto.b64(SENDER.signing.sign(header.signed(sealed)))}).encode()
+
+
+@pytest.mark.parametrize("suite", crypto.SUITES)
+def test_bundles_sealed_in_the_v1_format_still_open_and_still_refuse_tampering(suite: str) -> None:
+    bundle = _seal_v1(b"sealed last year", suite)
+    assert _open(bundle, suite) == b"sealed last year"
+    assert crypto.read_header(bundle) == crypto.BundleHeader("req-1", "from-agency", "to-agency", suite)
+    envelope = json.loads(bundle)
+    envelope["recipient"] = "another-agency"
+    with pytest.raises(crypto.CryptoError) as err:
+        _open(json.dumps(envelope).encode(), suite, recipient="another-agency")
     assert str(err.value) == crypto.UNOPENABLE
 
 
