@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email
 import threading
+import time
 from email.message import Message
 from pathlib import Path
 
@@ -35,6 +36,7 @@ class Mailbox:
 
     def __init__(self) -> None:
         self.messages: list[Message] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each message's acceptance
         self.replies: list[str] = []
         self.lock = threading.Lock()
 
@@ -43,6 +45,7 @@ class Mailbox:
             if self.replies:
                 return self.replies.pop(0)
             self.messages.append(email.message_from_bytes(envelope.content))
+            self.arrivals.append(time.monotonic())
         return "250 Message accepted for delivery"
 
     def to(self, address: str) -> list[Message]:
