@@ -94,6 +94,7 @@ class ShareActivities:
                 **{c.id: c.signing_public_key for c in discloser.contacts if c.signing_public_key},
                 recipient.id: recipient.signing_public_key,
             },
+            recipient_delivery=recipient.delivery,
         )
 
     @activity.defn

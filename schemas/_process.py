@@ -161,6 +161,9 @@ class Intake(_Frozen):
         description="Public Ed25519 keys of who may sign actions: discloser's managers and "
         "practitioners (by contact id) and the recipient agency (by agency id)",
     )
+    recipient_delivery: Literal["inbox", "webhook"] | None = Field(
+        default=None, description="How the recipient takes delivery; None in snapshots taken before it was kept"
+    )
 
 
 class Notice(_Frozen):
@@ -317,6 +320,9 @@ class ShareState(BaseModel, extra="forbid"):
     challenges: int = 0
     deleted_at: datetime | None = None
     steps: int = Field(default=0, description="Counter behind each audited step's idempotency key")
+    lean_history: bool = Field(
+        default=False, description="Set once `lean-history` is seen: later runs need not check the patch again"
+    )
 
 
 class ShareInput(_Frozen):

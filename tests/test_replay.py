@@ -79,12 +79,12 @@ class ReorderedShareRequest(ShareRequestWorkflow):
         await super()._intake(request)
 
 
-async def test_an_incompatible_change_is_caught_by_replay(tmp_path: Path) -> None:
-    """The replay test is not vacuous: reordering the first steps fails on a recorded history."""
+@pytest.mark.parametrize("recorded", sorted({f.parent for f in FILES}), ids=lambda p: p.name)
+async def test_an_incompatible_change_is_caught_by_replay(recorded: Path, tmp_path: Path) -> None:
+    """The replay test is not vacuous: reordering the first steps fails on every recorded set."""
     # This test module is passed through the sandbox with the workflow it defines.
     runner = SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules("cryptography", "tests"))
-    recorded = sorted({f.parent for f in FILES})[-1]
     async with fixture_codec(recorded / "keys", tmp_path) as codec:
         replayer = Replayer(workflows=[ReorderedShareRequest], data_converter=crypto.data_converter(codec),
                             workflow_runner=runner)
