@@ -48,14 +48,15 @@ def channels(settings: Settings) -> Channels:
     return Channels(email=email, webhook=webhook)
 # Worker options an operator may tune, from the environment (docs/PERFORMANCE.md says how they
 # were measured). Unset, the SDK's defaults apply, except the sticky cache: each cached workflow
-# holds its sandbox (a few hundred KB), and thousands of requests park for years, so the SDK's 1000
-# would put a worker over 300 MB; an evicted request is replayed (about 90 events) when it wakes.
+# holds its sandbox (a few hundred KB), and thousands of requests park for years: measured with
+# 10,000 parked, 500 held a worker at 313 MB; 300 plateaus near 245 MB. An evicted request is
+# replayed (its run's events) when it wakes, once, years later.
 TUNING = {
     "SAFESHARE_MAX_CACHED_WORKFLOWS": "max_cached_workflows",
     "SAFESHARE_MAX_CONCURRENT_WORKFLOW_TASKS": "max_concurrent_workflow_tasks",
     "SAFESHARE_MAX_CONCURRENT_ACTIVITIES": "max_concurrent_activities",
 }
-DEFAULT_TUNING = {"max_cached_workflows": 500}
+DEFAULT_TUNING = {"max_cached_workflows": 300}
 
 
 def worker_tuning(env: Mapping[str, str] = os.environ) -> dict[str, int]:
