@@ -15,6 +15,7 @@ from ._channels import (
 )
 from ._errors import StoreFailures
 from ._share import WITHHELD, ShareActivities, bundle_content
+from ._tasks import beside
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -29,6 +30,7 @@ __all__ = [
     "StoreFailures",
     "Unavailable",
     "WebhookSender",
+    "beside",
     "bundle_content",
     "idempotency_key",
     "message_id",

@@ -39,6 +39,7 @@ from store import ContentDestroyed, OutgoingNotice, Store
 
 from . import _metrics as metrics
 from ._channels import Channels, Outgoing, Rejected, Unavailable
+from ._tasks import beside
 
 log = structlog.get_logger("safeshare.activities")
 
@@ -285,13 +286,8 @@ async def _heartbeating(every: timedelta = timedelta(seconds=2)) -> AsyncIterato
             activity.heartbeat()
             await asyncio.sleep(every.total_seconds())
 
-    task = asyncio.create_task(beat())
-    try:
+    async with beside(beat()):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def bundle_content(request: ShareRequest, item_ids: list[str]) -> tuple[bytes, int]:

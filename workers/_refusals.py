@@ -26,6 +26,7 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
+from activities import beside
 from schemas import request_id_of
 from store import Store
 
@@ -101,12 +102,9 @@ class RefusalRecorder(Interceptor):
 @contextlib.asynccontextmanager
 async def recording_refusals(store: Store) -> Any:
     recorder = RefusalRecorder(store)
-    task = asyncio.create_task(recorder.run())
     try:
-        yield recorder
+        async with beside(recorder.run()):
+            yield recorder
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         with contextlib.suppress(Exception):
             await recorder.drain()

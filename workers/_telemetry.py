@@ -29,6 +29,7 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError
 
+from activities import beside
 from clients import Settings
 from schemas import Stage
 
@@ -107,10 +108,5 @@ async def census(client: Client, settings: Settings):
     if settings.metrics_port is None or settings.census_seconds <= 0:
         yield
         return
-    task = asyncio.create_task(run_census(client, settings.census_seconds))
-    try:
+    async with beside(run_census(client, settings.census_seconds)):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

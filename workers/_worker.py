@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -16,7 +15,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import crypto
-from activities import Channels, MailDirSender, ShareActivities, SmtpSender, StoreFailures, WebhookSender
+from activities import Channels, MailDirSender, ShareActivities, SmtpSender, StoreFailures, WebhookSender, beside
 from clients import Settings
 from schemas import TASK_QUEUE
 from store import Store, StoreError
@@ -74,9 +73,11 @@ async def running_worker(
     )
     vault = await crypto.HistoryKeys.open(settings.keys_url, crypto.KeyRing.load(settings.codec_ring_file))
     acts = ShareActivities(store, directory, policy, agency_keys(settings), vault, channels(settings))
-    checkpoints = asyncio.create_task(_checkpoint_every(store, settings.checkpoint_interval))
     try:
-        async with recording_refusals(store) as refusals:
+        async with (
+            beside(_checkpoint_every(store, settings.checkpoint_interval)),
+            recording_refusals(store) as refusals,
+        ):
             worker = Worker(
                 client,
                 task_queue=task_queue,
@@ -96,9 +97,6 @@ async def running_worker(
                          metrics_port=settings.metrics_port, tracing=settings.tracing)
                 yield worker
     finally:
-        checkpoints.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await checkpoints
         await _checkpoint(store)  # a clean stop signs the head it leaves
         await vault.close()
         await store.close()
