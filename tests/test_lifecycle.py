@@ -55,6 +55,11 @@ async def test_consent_given_request_is_shared_acknowledged_retained_and_deleted
     assert status.awaiting.from_whom == ["np-dsl"] and status.escalation_tier == 1
     await stack.client.decide(rid, DecisionAction(decision="approve", manager="np-dsl", reason="proportionate"))
     await stack.until(rid, in_stage("receipt"))
+    # The recipient takes delivery from its inbox (`lean-history`): sealed, nothing pushed.
+    history = await stack.client.handle(rid).fetch_history()
+    scheduled = {e.activity_task_scheduled_event_attributes.activity_type.name
+                 for e in history.events if e.HasField("activity_task_scheduled_event_attributes")}
+    assert "seal_and_deliver" in scheduled and "push_bundle" not in scheduled
 
     bundle = await open_bundle(stack, rid, "county-childrens-services")
     assert {i["id"] for i in bundle["items"]} == {"attendance", "behaviour"}
