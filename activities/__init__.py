@@ -14,10 +14,11 @@ from ._channels import (
     message_id,
 )
 from ._errors import StoreFailures
-from ._share import WITHHELD, ShareActivities, bundle_content
+from ._share import NOTIFICATION_REFUSED, WITHHELD, ShareActivities, bundle_content
 from ._tasks import beside
 
 __all__ = [
+    "NOTIFICATION_REFUSED",
     "SIGNATURE_HEADER",
     "WITHHELD",
     "ChannelError",

@@ -32,10 +32,12 @@ from schemas import (
     Receipt,
     RequestAt,
     ShareRequest,
+    StepsInput,
+    StepsResult,
     Tombstone,
     workflow_id,
 )
-from store import ContentDestroyed, OutgoingNotice, Store
+from store import AuditStep, ContentDestroyed, OutgoingNotice, Store
 
 from . import _metrics as metrics
 from ._channels import Channels, Outgoing, Rejected, Unavailable
@@ -44,6 +46,10 @@ from ._tasks import beside
 log = structlog.get_logger("safeshare.activities")
 
 WITHHELD = "[identity withheld]"
+# The prompt try at sending a step's notifications, inside `record_steps`' 15 s.
+PROMPT_SEND_SECONDS = 5.0
+# The failure type of a notification the receiver refused (permanent: not retried).
+NOTIFICATION_REFUSED = "NotificationRefused"
 
 
 @dataclass
@@ -101,19 +107,53 @@ class ShareActivities:
     @activity.defn
     async def record_event(self, inp: EventInput) -> None:
         """Append the audit entry, store the note encrypted, queue the notifications: one transaction."""
-        outgoing = [o for n in inp.notices for o in self._compose(inp, n)]
+        await self._record(StepsInput(request_id=inp.request_id, events=[inp]), send=False)
+
+    @activity.defn
+    async def record_steps(self, inp: StepsInput) -> StepsResult:
+        """What the workflow has to record since it last did, in one transaction (`folded-steps`):
+        audited steps with their notes and notifications, the decision record, an acknowledgement.
+        Then one prompt try at sending the notifications queued; the steps whose notifications
+        are not all sent are returned for `send_notifications`, which retries."""
+        return await self._record(inp, send=True)
+
+    async def _record(self, inp: StepsInput, *, send: bool) -> StepsResult:
+        by_step = {e.step: e for e in inp.events}
+        outgoing = {e.step: [o for n in e.notices for o in self._compose(e, n)] for e in inp.events}
+        record = (inp.record.model_dump_json(), inp.record.updated_at) if inp.record else None
+        now = inp.events[-1].at if inp.events else (inp.record.updated_at if inp.record else inp.acknowledged_at)
         try:
-            done = await self.store.record_step(
-                request_id=inp.request_id, step=inp.step, event=inp.event, actor=inp.actor,
-                at=inp.at, data=inp.data, note=inp.note, notices=outgoing, now=inp.at,
+            done = await self.store.record_steps(
+                inp.request_id,
+                [AuditStep(step=e.step, event=e.event, actor=e.actor, at=e.at, data=e.data, note=e.note,
+                           notices=outgoing[e.step]) for e in inp.events],
+                record=record, acknowledged_at=inp.acknowledged_at, now=now,
             )
         except ContentDestroyed as err:
             raise ApplicationError(str(err), type="ContentDestroyed", non_retryable=True) from err
-        if done:
-            log.info(inp.event, request_id=inp.request_id, step=inp.step, actor=inp.actor, **inp.data)
-            metrics.event_recorded(inp.event)
-            for o in outgoing:
+        for step in done:
+            e = by_step[step]
+            log.info(e.event, request_id=inp.request_id, step=step, actor=e.actor, **e.data)
+            metrics.event_recorded(e.event)
+            for o in outgoing[step]:
                 log.info("notification_queued", request_id=inp.request_id, kind=o.kind, to=o.to_contact)
+        if record:
+            log.info("record_written", request_id=inp.request_id, outcome=inp.record.outcome)
+        notified = [e.step for e in inp.events if outgoing[e.step]]
+        if not send:
+            return StepsResult(unsent=notified)
+        refused = []
+        for n, step in enumerate(notified):
+            try:
+                # Bounded well inside the activity's timeout: a slow channel is left to the retries.
+                _, failed = await asyncio.wait_for(self._send_queued(inp.request_id, step, prompt=True),
+                                                   PROMPT_SEND_SECONDS)
+            except (Unavailable, TimeoutError) as err:
+                log.info("notification_deferred", request_id=inp.request_id, step=step, cause=type(err).__name__)
+                return StepsResult(unsent=notified[n:], refused=refused)
+            if failed:
+                refused.append(step)
+        return StepsResult(refused=refused)
 
     def _compose(self, inp: EventInput, notice: Notice) -> list[OutgoingNotice]:
         # Messages carry the request id, what is awaited and by when: never personal data.
@@ -147,13 +187,28 @@ class ShareActivities:
         """Send a step's queued notifications, each marked sent as soon as it is, so a retry sends
         only the rest; a crash between sending and marking resends with the same Message-ID /
         Idempotency-Key, which receivers dedupe on."""
+        try:
+            sent, refused = await self._send_queued(inp.request_id, inp.step, prompt=False)
+        except Unavailable as err:
+            raise ApplicationError(str(err), type="ChannelUnavailable") from None
+        if refused:
+            raise ApplicationError(
+                f"request {inp.request_id}: {refused} notification(s) refused by the receiver",
+                type=NOTIFICATION_REFUSED, non_retryable=True,
+            )
+        return NotifyResult(sent=sent)
+
+    async def _send_queued(self, request_id: str, step: str, *, prompt: bool) -> tuple[int, int]:
+        """(sent, refused) of a step's unsent notifications. A refusal is final and marked failed;
+        an unavailable channel raises, for the caller's retries (`prompt`: the first try, which
+        leaves them to `send_notifications`)."""
         refused = sent = 0
-        for row in await self.store.unsent(inp.request_id, inp.step):
+        for row in await self.store.unsent(request_id, step):
             msg = Outgoing(
                 dedupe_key=row["dedupe_key"], request_id=row["request_id"], kind=row["kind"],
                 channel=row["channel"], address=row["address"], subject=row["subject"], body=row["body"],
             )
-            where = {"request_id": inp.request_id, "kind": msg.kind, "to": row["to_contact"], "channel": msg.channel}
+            where = {"request_id": request_id, "kind": msg.kind, "to": row["to_contact"], "channel": msg.channel}
             try:
                 await self.channels.send(msg)
             except Rejected as err:
@@ -162,18 +217,14 @@ class ShareActivities:
                 refused += 1
                 continue
             except Unavailable as err:
-                log.warning("notification_unavailable", **where, reason=str(err),
-                            attempt=activity.info().attempt)
-                raise ApplicationError(str(err), type="ChannelUnavailable") from None
+                if not prompt:
+                    log.warning("notification_unavailable", **where, reason=str(err),
+                                attempt=activity.info().attempt)
+                raise
             await self.store.mark_sent(row["id"], _now())
             log.info("notification_sent", **where)
             sent += 1
-        if refused:
-            raise ApplicationError(
-                f"request {inp.request_id}: {refused} notification(s) refused by the receiver",
-                type="NotificationRefused", non_retryable=True,
-            )
-        return NotifyResult(sent=sent)
+        return sent, refused
 
     @activity.defn
     async def seal_and_deliver(self, inp: DeliverInput) -> Receipt:
@@ -247,8 +298,7 @@ class ShareActivities:
 
     @activity.defn
     async def write_record(self, record: DecisionRecord) -> None:
-        await self.store.put_record(record.request_id, record.model_dump_json(), record.updated_at)
-        log.info("record_written", request_id=record.request_id, outcome=record.outcome)
+        await self._record(StepsInput(request_id=record.request_id, record=record), send=False)
 
     @activity.defn
     async def mark_acknowledged(self, inp: RequestAt) -> None:

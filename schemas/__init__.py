@@ -44,6 +44,8 @@ from ._process import (
     ShareState,
     Signed,
     Status,
+    StepsInput,
+    StepsResult,
     Tombstone,
     text_sha256,
 )
@@ -113,6 +115,8 @@ __all__ = [
     "Stage",
     "StagePolicy",
     "Status",
+    "StepsInput",
+    "StepsResult",
     "Subject",
     "ThirdParty",
     "Tombstone",

@@ -221,6 +221,14 @@ class NotifyResult(_Frozen):
     sent: int = Field(description="Notifications sent by this call (earlier attempts' are not resent)")
 
 
+class StepsResult(_Frozen):
+    unsent: list[str] = Field(
+        default_factory=list,
+        description="Steps whose notifications could not be sent at once: left to send_notifications",
+    )
+    refused: list[str] = Field(default_factory=list, description="Steps with a notification the receiver refused")
+
+
 class PushInput(_Frozen):
     """Push a delivered bundle to the recipient's webhook, if that is its delivery channel."""
 
@@ -277,6 +285,16 @@ class DecisionRecord(_Frozen):
     updated_at: datetime
 
 
+class StepsInput(_Frozen):
+    """What the workflow has to record since it last did, stored in one transaction
+    (`folded-steps`): audited steps, the decision record as it now stands, an acknowledgement."""
+
+    request_id: RequestId
+    events: list[EventInput] = Field(default_factory=list)
+    record: DecisionRecord | None = None
+    acknowledged_at: datetime | None = Field(default=None, description="Mark the delivered bundle acknowledged")
+
+
 # --- the workflow ------------------------------------------------------------------------------
 
 
@@ -322,6 +340,9 @@ class ShareState(BaseModel, extra="forbid"):
     steps: int = Field(default=0, description="Counter behind each audited step's idempotency key")
     lean_history: bool = Field(
         default=False, description="Set once `lean-history` is seen: later runs need not check the patch again"
+    )
+    folded_steps: bool = Field(
+        default=False, description="Set once `folded-steps` is seen: later runs need not check the patch again"
     )
 
 

@@ -3,6 +3,7 @@
 from ._audit import AuditReport, verify_chain
 from ._migrate import head as schema_head
 from ._store import (
+    AuditStep,
     ContentDestroyed,
     NotFound,
     OutgoingNotice,
@@ -16,6 +17,7 @@ from ._store import (
 
 __all__ = [
     "AuditReport",
+    "AuditStep",
     "ContentDestroyed",
     "NotFound",
     "OutgoingNotice",

@@ -176,6 +176,19 @@ class OutgoingNotice:
     body: str
 
 
+@dataclass(frozen=True)
+class AuditStep:
+    """One audited step as the store keeps it: its audit entry, encrypted note and notifications."""
+
+    step: str
+    event: str
+    actor: str
+    at: datetime
+    data: dict[str, Any]
+    note: str | None
+    notices: list[OutgoingNotice]
+
+
 class Store:
     def __init__(
         self, engine: AsyncEngine, store_key: bytes, *,
@@ -296,31 +309,51 @@ class Store:
 
         Keyed on (request_id, step): a retried activity finds its step done and changes nothing.
         """
+        done = await self.record_steps(
+            request_id, [AuditStep(step=step, event=event, actor=actor, at=at, data=data, note=note,
+                                   notices=notices)], now=now,
+        )
+        return bool(done)
+
+    async def record_steps(
+        self, request_id: str, steps: list[AuditStep], *, record: tuple[str, datetime] | None = None,
+        acknowledged_at: datetime | None = None, now: datetime,
+    ) -> list[str]:
+        """Several audited steps, the decision record as it now stands and an acknowledgement, in
+        one transaction: all of it is stored or none. Returns the steps newly recorded; a retry
+        finds its steps done and appends nothing twice."""
+        recorded = []
         async with self._chain() as (conn, head):
-            done = await conn.scalar(
-                sa.select(audit.c.seq).where(audit.c.request_id == request_id, audit.c.step == step)
-            )
-            if done is not None:
-                return False
-            await self._append(conn, head, request_id=request_id, step=step, event=event, actor=actor,
-                               at=at, data=data, now=now)
-            if note is not None:
-                data_key = await self._data_key(conn, request_id)
-                await conn.execute(
-                    notes.insert().values(
-                        request_id=request_id, step=step,
-                        ciphertext=crypto.encrypt(data_key, note.encode(), request_id.encode()),
-                    )
+            for s in steps:
+                done = await conn.scalar(
+                    sa.select(audit.c.seq).where(audit.c.request_id == request_id, audit.c.step == s.step)
                 )
-            for n in notices:
-                await conn.execute(
-                    outbox.insert().values(
-                        dedupe_key=n.dedupe_key, request_id=request_id, step=step, kind=n.kind,
-                        to_contact=n.to_contact, channel=n.channel, address=n.address,
-                        subject=n.subject, body=n.body, created_at=now,
+                if done is not None:
+                    continue
+                await self._append(conn, head, request_id=request_id, step=s.step, event=s.event, actor=s.actor,
+                                   at=s.at, data=s.data, now=now)
+                if s.note is not None:
+                    data_key = await self._data_key(conn, request_id)
+                    await conn.execute(
+                        notes.insert().values(
+                            request_id=request_id, step=s.step,
+                            ciphertext=crypto.encrypt(data_key, s.note.encode(), request_id.encode()),
+                        )
                     )
-                )
-        return True
+                for n in s.notices:
+                    await conn.execute(
+                        outbox.insert().values(
+                            dedupe_key=n.dedupe_key, request_id=request_id, step=s.step, kind=n.kind,
+                            to_contact=n.to_contact, channel=n.channel, address=n.address,
+                            subject=n.subject, body=n.body, created_at=now,
+                        )
+                    )
+                recorded.append(s.step)
+            if acknowledged_at is not None:
+                await self._mark_acknowledged(conn, request_id, acknowledged_at)
+            if record is not None:
+                await self._put_record(conn, request_id, *record)
+        return recorded
 
     @asynccontextmanager
     async def _chain(self) -> AsyncIterator[tuple[AsyncConnection, dict[str, Any]]]:
@@ -468,21 +501,29 @@ class Store:
 
     async def mark_acknowledged(self, request_id: str, at: datetime) -> None:
         async with self._writer.begin() as conn:
-            await conn.execute(
-                inbox.update()
-                .where(inbox.c.request_id == request_id, inbox.c.acknowledged_at.is_(None))
-                .values(acknowledged_at=at)
-            )
+            await self._mark_acknowledged(conn, request_id, at)
+
+    @staticmethod
+    async def _mark_acknowledged(conn: AsyncConnection, request_id: str, at: datetime) -> None:
+        await conn.execute(
+            inbox.update()
+            .where(inbox.c.request_id == request_id, inbox.c.acknowledged_at.is_(None))
+            .values(acknowledged_at=at)
+        )
 
     # --- records -------------------------------------------------------------------------------
 
     async def put_record(self, request_id: str, body: str, at: datetime) -> None:
         async with self._writer.begin() as conn:
-            updated = await conn.execute(
-                records.update().where(records.c.request_id == request_id).values(body=body, updated_at=at)
-            )
-            if updated.rowcount == 0:
-                await conn.execute(records.insert().values(request_id=request_id, body=body, updated_at=at))
+            await self._put_record(conn, request_id, body, at)
+
+    @staticmethod
+    async def _put_record(conn: AsyncConnection, request_id: str, body: str, at: datetime) -> None:
+        updated = await conn.execute(
+            records.update().where(records.c.request_id == request_id).values(body=body, updated_at=at)
+        )
+        if updated.rowcount == 0:
+            await conn.execute(records.insert().values(request_id=request_id, body=body, updated_at=at))
 
     async def record(self, request_id: str) -> str | None:
         async with self._engine.connect() as conn:

@@ -165,7 +165,7 @@ async def test_a_request_is_traced_through_workflow_activities_and_updates(
     ]
     names = {s.name for s in spans}
     assert {"StartWorkflow:ShareRequest", "RunWorkflow:ShareRequest", "StartActivity:accept_request",
-            "RunActivity:accept_request", "RunActivity:record_event", "StartWorkflowUpdate:record_consent",
+            "RunActivity:accept_request", "RunActivity:record_steps", "StartWorkflowUpdate:record_consent",
             "HandleUpdate:record_consent"} <= names, names
     # The worker's spans hang off the client's StartWorkflow span: one trace per request (queries
     # and update calls from other processes start traces of their own).

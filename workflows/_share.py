@@ -10,14 +10,14 @@ in yearly continue-as-new runs that hold no personal data at all.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities import ShareActivities
+    from activities import NOTIFICATION_REFUSED, ShareActivities
     from schemas import (
         UNSAFE_TO_INFORM_GROUNDS,
         AckAction,
@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         StagePolicy,
         Status,
+        StepsInput,
         text_sha256,
     )
 
@@ -59,6 +60,12 @@ _ACT = {
 # search attributes only when it clears a flag, and the two patches before it are implied rather
 # than marked. Later runs carry the answer in their state instead of checking again.
 _LEAN = "lean-history"
+# `folded-steps`: what a stage has to record (audit entries, the decision record, an
+# acknowledgement) is kept until the workflow next has to wait, show a new stage, or answer an
+# actor, and is then stored in one activity, which also makes the first try at sending the
+# notifications; `send_notifications` is scheduled only for what that try could not send. Implies
+# `lean-history`.
+_FOLDED = "folded-steps"
 # Notifications retry with backoff for about half an hour, then the step is recorded as not
 # notified and the request goes on: a mail outage must not hold a safeguarding decision.
 _NOTIFY = {
@@ -114,6 +121,17 @@ class ShareRequestWorkflow:
                 lawful_basis=r.lawful_basis, special_condition=r.special_condition,
                 inform_subject=r.inform_subject.inform,
             )
+        # `folded-steps`: recorded by the next _flush, which must come before any wait, new stage,
+        # update's answer or continue-as-new; so these never need to outlive the run.
+        self._pending: list[EventInput] = []
+        self._record_due = False
+        self._ack_due: datetime | None = None
+        self._storing: dict[int, int] = {}  # batches in flight: serial -> the last step they hold
+        self._batches = 0
+        # What the run waits for, and how often it has woken: an update that ends the wait lets
+        # the run go first.
+        self._run_waits_on: Callable[[], bool] | None = None
+        self._run_woken = 0
 
     @workflow.run
     async def run(self, inp: ShareInput) -> Status:
@@ -185,7 +203,7 @@ class ShareRequestWorkflow:
         self._publish()
         await self._event("decision_overdue", notices=[Notice(to=everyone, kind="decision_overdue",
                                                               awaiting=what)])
-        await workflow.wait_condition(done)
+        await self._wait(done, None)
         s.overdue = False
         self._publish()
 
@@ -255,6 +273,7 @@ class ShareRequestWorkflow:
         await self._event("receipt_escalated", notices=[Notice(
             to=intake.recipient_managers + tier1, kind="receipt_overdue",
             awaiting="the recipient's acknowledgement of the sealed bundle")])
+        await self._flush()
         self._publish()
 
     async def _inform_subject(self) -> None:
@@ -279,11 +298,13 @@ class ShareRequestWorkflow:
             if await self._wait(lambda: s.held != held, span):  # noqa: B023 - evaluated now
                 continue  # a hold was placed or released
             if s.held or workflow.now() < until:
+                await self._flush()
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(ShareInput(state=s))
 
     async def _delete(self) -> None:
         s = self._s
+        await self._flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
         at = RequestAt(request_id=s.request_id, at=workflow.now())
         tomb = await workflow.execute_activity_method(ShareActivities.destroy_content, at, **_ACT)
@@ -304,6 +325,7 @@ class ShareRequestWorkflow:
         self._publish()
         await self._event("content_destroyed")
         await self._write_record()
+        await self._flush()
 
     # --- actors --------------------------------------------------------------------------------
 
@@ -328,7 +350,7 @@ class ShareRequestWorkflow:
             notices.append(Notice(to=self._intake_snapshot.recipient_contacts, kind="consent_withdrawn",
                                   awaiting="stop further use that relied on consent"))
         await self._event(f"consent_{action.status}", actor=action.by, notices=notices)
-        return self.status()
+        return await self._answer()
 
     @record_consent.validator
     def _check_consent(self, action: ConsentAction) -> None:
@@ -349,6 +371,7 @@ class ShareRequestWorkflow:
         s.override_ground, s.override_by, s.override_signature = action.ground, action.by, action.signature
         await self._event("safeguarding_override", actor=action.by, data={"ground": action.ground},
                           note=action.reason)
+        await self._flush()
         self._publish()
         return self.status()
 
@@ -384,7 +407,7 @@ class ShareRequestWorkflow:
         await self._event(f"manager_{action.decision}", actor=action.manager,
                           data={"stage": stage, "items": len(action.items or [])},
                           note=action.reason, notices=notices)
-        return self.status()
+        return await self._answer()
 
     @decide.validator
     def _check_decision(self, action: DecisionAction) -> None:
@@ -418,15 +441,18 @@ class ShareRequestWorkflow:
         was_overdue = s.overdue
         if s.stage in ("receipt", "retention"):  # the only overdue these stages have is the receipt's
             s.overdue = False
-        await workflow.execute_activity_method(
-            ShareActivities.mark_acknowledged, RequestAt(request_id=s.request_id, at=s.acknowledged_at),
-            **_ACT)
+        if self._folded():
+            self._ack_due = s.acknowledged_at
+        else:
+            await workflow.execute_activity_method(
+                ShareActivities.mark_acknowledged, RequestAt(request_id=s.request_id, at=s.acknowledged_at),
+                **_ACT)
         await self._event("bundle_acknowledged", actor=action.agency)
         if s.overdue != was_overdue or not self._lean():  # nothing else searchable changes here
             self._publish()
         if s.stage == "retention":  # earlier stages write the record when they end
             await self._write_record()
-        return self.status()
+        return await self._answer()
 
     @acknowledge.validator
     def _check_ack(self, action: AckAction) -> None:
@@ -443,7 +469,7 @@ class ShareRequestWorkflow:
     async def legal_hold(self, action: HoldAction) -> Status:
         self._s.held = action.hold
         await self._event("legal_hold_placed" if action.hold else "legal_hold_released", note=action.reason)
-        return self.status()
+        return await self._answer()
 
     @legal_hold.validator
     def _check_hold(self, action: HoldAction) -> None:
@@ -461,7 +487,7 @@ class ShareRequestWorkflow:
         await self._event("challenge_recorded", actor=action.by, note=action.text, notices=[Notice(
             to=tier1 + intake.dpo, kind="challenge_recorded",
             awaiting="consideration of the subject's challenge")])
-        return self.status()
+        return await self._answer()
 
     @challenge.validator
     def _check_challenge(self, action: ChallengeAction) -> None:
@@ -507,10 +533,20 @@ class ShareRequestWorkflow:
         if contact not in allowed:
             raise _refuse(f"{field}: {contact} is not a contact of {s.disclosing_agency} or the requester")
 
-    def _lean(self) -> bool:
-        """Whether this request runs on `lean-history` code: checked (and marked) once, in the
-        first run that asks; the runs it continues as carry the answer in their state."""
+    def _folded(self) -> bool:
+        """Whether this request runs on `folded-steps` code: checked (and marked) at its first
+        audited step; the runs it continues as carry the answer in their state."""
         s = self._s
+        if not s.folded_steps and workflow.patched(_FOLDED):
+            s.folded_steps = True
+        return s.folded_steps
+
+    def _lean(self) -> bool:
+        """Whether this request runs on `lean-history` code (or later): checked (and marked) once,
+        in the first run that asks; the runs it continues as carry the answer in their state."""
+        s = self._s
+        if self._folded():
+            return True
         if not s.lean_history and workflow.patched(_LEAN):
             s.lean_history = True
         return s.lean_history
@@ -519,12 +555,17 @@ class ShareRequestWorkflow:
         """A patch older than `lean-history`, which implies it."""
         return self._lean() or workflow.patched(patch_id)
 
-    async def _wait(self, condition: Callable[[], bool], timeout: timedelta) -> bool:
-        """True if the condition held before the timeout (a durable timer)."""
+    async def _wait(self, condition: Callable[[], bool], timeout: timedelta | None) -> bool:
+        """True if the condition held before the timeout (a durable timer; None: no timeout)."""
+        await self._flush()
+        self._run_waits_on = condition
         try:
             await workflow.wait_condition(condition, timeout=timeout)
         except TimeoutError:
             return False
+        finally:
+            self._run_waits_on = None
+            self._run_woken += 1
         return True
 
     async def _enter(
@@ -537,6 +578,8 @@ class ShareRequestWorkflow:
         notices = [Notice(to=list(who), kind=event or f"{stage}_started", awaiting=awaiting,
                           deadline=deadline)] if who and awaiting else []
         await self._event(event or f"{stage}_started", data=data, notices=notices)
+        if any(e.notices for e in self._pending):
+            await self._flush()
         s.stage = stage
         s.awaiting = Awaiting(what=what, from_whom=list(who), deadline=deadline) if what else None
         self._publish()
@@ -548,14 +591,50 @@ class ShareRequestWorkflow:
         s = self._s
         s.steps += 1
         step = f"{s.steps:05d}-{event}"
-        await workflow.execute_activity_method(
-            ShareActivities.record_event,
-            EventInput(request_id=s.request_id, step=step, event=event, actor=actor,
-                       at=workflow.now(), data=data or {}, note=note, notices=list(notices)),
-            **_ACT,
-        )
+        inp = EventInput(request_id=s.request_id, step=step, event=event, actor=actor,
+                         at=workflow.now(), data=data or {}, note=note, notices=list(notices))
+        if self._folded():
+            self._pending.append(inp)
+            return
+        await workflow.execute_activity_method(ShareActivities.record_event, inp, **_ACT)
         if notices and self._patched("send-notifications"):
             await self._notify(step)
+
+    async def _answer(self) -> Status:
+        """An update's answer, once its steps are stored. On `folded-steps` the run goes first: if
+        the update ends its stage, the run's next batch stores both stages' steps, once."""
+        waits_on, woken = self._run_waits_on, self._run_woken
+        if self._folded() and waits_on is not None and waits_on():
+            # The run wakes to this update: it goes on to its next batch before this answer is given.
+            await workflow.wait_condition(lambda: self._run_woken > woken)
+        await self._flush()
+        return self.status()
+
+    async def _flush(self) -> None:
+        """Store what is pending in one activity (`folded-steps`); returns once every step recorded
+        so far is stored, with its notifications sent or handed to their retries."""
+        upto = self._s.steps
+        if self._pending or self._record_due or self._ack_due:
+            batch = StepsInput(request_id=self._s.request_id, events=self._pending,
+                               record=self._record() if self._record_due else None,
+                               acknowledged_at=self._ack_due)
+            self._pending, self._record_due, self._ack_due = [], False, None
+            self._batches += 1
+            n = self._batches
+            self._storing[n] = upto
+            try:
+                result = await workflow.execute_activity_method(ShareActivities.record_steps, batch, **_ACT)
+            finally:
+                del self._storing[n]
+            for step in result.refused:
+                await self._event("notification_failed", data={"step": step, "cause": NOTIFICATION_REFUSED})
+            for step in result.unsent:
+                await self._notify(step)
+            if result.refused or result.unsent:
+                await self._flush()  # the failures just recorded
+        # Steps of ours may be in another coroutine's batch (an update's, taken while we waited).
+        if any(last <= upto for last in self._storing.values()):
+            await workflow.wait_condition(lambda: all(last > upto for last in self._storing.values()))
 
     async def _notify(self, step: str) -> None:
         try:
@@ -569,9 +648,15 @@ class ShareRequestWorkflow:
             await self._event("notification_failed", data={"step": step, "cause": _cause(err)})
 
     async def _write_record(self) -> None:
+        if self._folded():
+            self._record_due = True  # written as it stands at the next _flush
+            return
+        await workflow.execute_activity_method(ShareActivities.write_record, self._record(), **_ACT)
+
+    def _record(self) -> DecisionRecord:
         s, intake = self._s, self._intake_snapshot
         shared = [i for i in intake.items if s.receipt and i.id in (s.approved_items or [x.id for x in intake.items])]
-        await workflow.execute_activity_method(ShareActivities.write_record, DecisionRecord(
+        return DecisionRecord(
             request_id=s.request_id, outcome=s.outcome, direction=s.direction, urgency=s.urgency,
             purpose=s.purpose, disclosing_agency=s.disclosing_agency, recipient_agency=s.recipient_agency,
             requested_by=s.requested_by, lawful_basis=s.lawful_basis, special_condition=s.special_condition,
@@ -583,7 +668,7 @@ class ShareRequestWorkflow:
             shared_at=s.receipt.delivered_at if s.receipt else None, acknowledged_at=s.acknowledged_at,
             subject_informed=s.subject_informed, retention_until=intake.retention_until,
             deleted_at=s.deleted_at, updated_at=workflow.now(),
-        ), **_ACT)
+        )
 
     def _publish(self) -> None:
         s = self._s
