@@ -75,6 +75,18 @@ async def test_consent_given_request_is_shared_acknowledged_retained_and_deleted
     assert rec["categories_shared"] == ["attendance", "behaviour"]
     assert rec["acknowledged_at"] is not None and rec["deleted_at"] is None
     assert "Monday" not in json.dumps(rec)  # hashes, never content
+    # `folded-steps`: each stage's audit entries, record and acknowledgement are stored by one
+    # activity, which sent the notifications too; every step is in the audit trail once.
+    history = await stack.client.handle(rid).fetch_history()
+    scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name
+                 for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
+    assert set(scheduled) == {"accept_request", "record_steps", "seal_and_deliver"}, scheduled
+    assert len(scheduled) == 7 and len(history.events) < 100, (len(scheduled), len(history.events))
+    steps = [int(e["step"].split("-")[0]) for e in await stack.store.audit_trail(rid)]
+    assert sorted(steps) == list(range(1, len(steps) + 1)) and len(steps) >= 9
+    assert all(r["sent_at"] is not None for r in await stack.store.outbox_for(rid))
+    [row] = [r for r in await stack.store.inbox_for("county-childrens-services") if r["request_id"] == rid]
+    assert row["acknowledged_at"] is not None
 
     final = await stack.run_to_end(rid)  # years pass here
     assert final.stage == "deleted"

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 import crypto
 from store import (
+    AuditStep,
     ContentDestroyed,
     NotFound,
     OutgoingNotice,
@@ -95,6 +96,30 @@ async def test_a_step_is_recorded_once_with_its_notifications(store: Store) -> N
     await store.mark_sent(unsent[0]["id"], T0)
     assert await store.unsent("r-1", "00001-asked") == []
     assert (await store.outbox_for("r-1"))[0]["sent_at"] == T0
+
+
+async def test_steps_record_and_acknowledgement_are_stored_together_or_not_at_all(store: Store) -> None:
+    """`folded-steps`: one transaction for a stage's steps, its record and an acknowledgement; a
+    failure part-way stores none of it, and a retry appends nothing twice."""
+    await store.put_request("r-1", b"x", T0)
+    await store.deliver(request_id="r-1", sender="a", recipient="b", bundle=b"bundle", withheld_identities=0, at=T0)
+    asked, noted = (AuditStep(step=s, event=s[6:], actor="system", at=T0, data={}, note=n, notices=[])
+                    for s, n in (("00001-asked", None), ("00002-noted", "a reason")))
+    await store.put_request("r-2", b"y", T0)
+    await store.destroy("r-2", T0)  # its key is gone: the note cannot be stored
+    with pytest.raises(ContentDestroyed):
+        await store.record_steps("r-2", [asked, noted], record=('{"v": 1}', T0), now=T0)
+    assert await store.audit_trail("r-2") == [] and await store.record("r-2") is None
+
+    later = T0 + timedelta(hours=1)
+    for attempt in range(2):
+        done = await store.record_steps("r-1", [asked, noted], record=('{"v": 1}', later), acknowledged_at=later,
+                                        now=later)
+        assert done == (["00001-asked", "00002-noted"] if attempt == 0 else [])
+    assert [e["step"] for e in await store.audit_trail("r-1")] == ["00001-asked", "00002-noted"]
+    assert await store.notes_for("r-1") == {"00002-noted": "a reason"}
+    assert await store.record("r-1") == '{"v": 1}'
+    assert [r["acknowledged_at"] for r in await store.inbox_for("b")] == [later]
 
 
 async def test_delivery_happens_once_and_records_upsert(store: Store) -> None:
