@@ -1,7 +1,8 @@
 """The baseline: a workflow with the same commands as a routine request's lifecycle, doing nothing.
 
-Same count of activities (25: with a notification send after each notified step; an inbox
-recipient, so no push), patch markers (1, `lean-history`, with its upsert), timers (3, each
+Same count of activities (11: on `folded-steps` each stage's audit entries, record and
+notifications go in one activity, and an update that ends a stage has its entry stored with the
+next stage's; an inbox recipient, so no push), patch markers (1, with its upsert), timers (3, each
 cancelled by an update), updates (3), search attribute upserts, one continue-as-new, no signals
 (the share workflow has none), on the same sandboxed runner; but no codec, no store, no crypto
 and empty activities. What the share workflow costs beyond this is the cost of Safeshare's own
@@ -40,22 +41,15 @@ class BaselineWorkflow:
     async def run(self, run: int) -> str:
         if run == 1:
             await self._act("accept_request")
-            await self._act("request_accepted")
-            await self._patched("lean")
-            await self._enter("consent", notify=True)
+            await self._patched("folded")
+            await self._enter("consent")
             await self._wait(lambda: self.consented, timedelta(days=5))
-            await self._enter("manager_review", notify=True)
+            await self._enter("manager_review")
             await self._wait(lambda: self.decided, timedelta(days=2))
-            await self._enter("transmission")
+            await self._enter("transmission", act=False)  # its entry is stored with the decision's
             await self._act("seal_and_deliver")
-            await self._act("bundle_delivered")
-            await self._act("send_notifications")
-            await self._act("write_record")
             await self._enter("receipt")
             await self._wait(lambda: self.acked, timedelta(days=3))
-            await self._act("subject_informed")
-            await self._act("send_notifications")
-            await self._act("write_record")
             await self._enter("retention")
             await workflow.wait_condition(workflow.all_handlers_finished)
             await self._act("destroy_content")
@@ -65,7 +59,6 @@ class BaselineWorkflow:
         await self._act("shred_history_key")
         workflow.upsert_search_attributes([STAGE.value_set("deleted")])
         await self._act("content_destroyed")
-        await self._act("write_record")
         return "deleted"
 
     @workflow.query
@@ -74,8 +67,8 @@ class BaselineWorkflow:
 
     @workflow.update
     async def record_consent(self, by: str) -> str:
-        await self._act("consent_given")
         self.consented = True
+        await workflow.wait_condition(lambda: self.stage == "manager_review")  # stored with that stage's
         return self.stage
 
     @record_consent.validator
@@ -85,8 +78,8 @@ class BaselineWorkflow:
 
     @workflow.update
     async def decide(self, by: str) -> str:
-        await self._act("manager_approve")
         self.decided = True
+        await self._act("manager_approve")
         return self.stage
 
     @decide.validator
@@ -96,9 +89,8 @@ class BaselineWorkflow:
 
     @workflow.update
     async def acknowledge(self, by: str) -> str:
-        await self._act("mark_acknowledged")
-        await self._act("bundle_acknowledged")
         self.acked = True
+        await workflow.wait_condition(lambda: self.stage == "retention")  # stored with that stage's
         return self.stage
 
     @acknowledge.validator
@@ -110,15 +102,14 @@ class BaselineWorkflow:
         await workflow.execute_activity(nothing, step, **_ACT)
 
     async def _patched(self, change: str) -> None:
-        # The share workflow checks one patch on current code (`lean-history`, which implies the
-        # two before it): a marker and an upsert.
+        # The share workflow checks one patch on current code (`folded-steps`, which implies the
+        # three before it): a marker and the SDK's upsert of TemporalChangeVersion.
         workflow.patched(change)
         workflow.upsert_search_attributes([STAGE.value_set(self.stage)])
 
-    async def _enter(self, stage: str, notify: bool = False) -> None:
-        await self._act(f"{stage}_started")
-        if notify:
-            await self._act("send_notifications")
+    async def _enter(self, stage: str, act: bool = True) -> None:
+        if act:
+            await self._act(f"{stage}_started")
         self.stage = stage
         workflow.upsert_search_attributes([STAGE.value_set(stage)])
 
