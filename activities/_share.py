@@ -315,6 +315,14 @@ class ShareActivities:
         await self.history_keys.retire(workflow_id(inp.request_id))
 
     @activity.defn
+    async def dispose(self, inp: RequestAt) -> Tombstone:
+        """At retention expiry (`folded-steps`): destroy the content, then retire the request's
+        history key; both steps are idempotent, so a retry redoes whichever did not finish."""
+        tomb = await self.destroy_content(inp)
+        await self.retire_history_key(inp)
+        return tomb
+
+    @activity.defn
     async def shred_history_key(self, inp: RequestAt) -> None:
         """After this, no copy of the request's earlier Temporal history can be decrypted."""
         await self.history_keys.destroy(workflow_id(inp.request_id))

@@ -1,6 +1,6 @@
 """The baseline: a workflow with the same commands as a routine request's lifecycle, doing nothing.
 
-Same count of activities (11: on `folded-steps` each stage's audit entries, record and
+Same count of activities (10: on `folded-steps` each stage's audit entries, record and
 notifications go in one activity, and an update that ends a stage has its entry stored with the
 next stage's; an inbox recipient, so no push), patch markers (1, with its upsert), timers (3, each
 cancelled by an update), updates (3), search attribute upserts, one continue-as-new, no signals
@@ -52,8 +52,7 @@ class BaselineWorkflow:
             await self._wait(lambda: self.acked, timedelta(days=3))
             await self._enter("retention")
             await workflow.wait_condition(workflow.all_handlers_finished)
-            await self._act("destroy_content")
-            await self._act("retire_history_key")
+            await self._act("dispose")
             self.stage = "deleted"
             workflow.continue_as_new(2)
         await self._act("shred_history_key")

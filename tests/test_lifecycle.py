@@ -11,6 +11,7 @@ import crypto
 from clients import Refused
 from schemas import AckAction, ConsentAction, DecisionAction, HoldAction, OverrideAction
 from store import ContentDestroyed
+from workflows._share import STAGE
 
 from .conftest import Stack
 
@@ -225,6 +226,7 @@ async def test_legal_hold_defers_deletion_until_released(stack: Stack) -> None:
     """Retention: a legal hold stops deletion; release lets it happen."""
     rid = await stack.declined()
     status = await stack.client.status(rid)
+    first_run = (await stack.client.handle(rid).describe()).run_id
     await stack.client.hold(rid, HoldAction(hold=True, reason="inquiry"))
     with pytest.raises(Refused, match="already on legal hold"):
         await stack.client.hold(rid, HoldAction(hold=True, reason="again"))
@@ -234,6 +236,12 @@ async def test_legal_hold_defers_deletion_until_released(stack: Stack) -> None:
     status = await stack.client.status(rid)
     assert status.stage == "retention" and status.held
     assert await stack.store.get_request(rid)
+    # Yearly runs since: the stage stays visible to operators, and the audit trail says once that
+    # retention began.
+    described = await stack.client.handle(rid).describe()
+    assert described.run_id != first_run and described.typed_search_attributes.get(STAGE) == "retention"
+    events = [e["event"] for e in await stack.store.audit_trail(rid)]
+    assert events.count("retention_started") == 1
     await stack.client.hold(rid, HoldAction(hold=False, reason="inquiry closed"))
     final = await stack.client.wait(rid)  # already past the date: deletion follows the release
     assert final.stage == "deleted" and final.deleted_at > status.retention_until

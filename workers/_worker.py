@@ -84,9 +84,10 @@ async def running_worker(
                 workflows=[ShareRequestWorkflow],
                 activities=[
                     acts.accept_request, acts.record_steps, acts.send_notifications, acts.seal_and_deliver,
-                    acts.push_bundle, acts.destroy_content, acts.retire_history_key, acts.shred_history_key,
+                    acts.push_bundle, acts.dispose, acts.shred_history_key,
                     # Scheduled only by requests begun before `folded-steps`:
-                    acts.record_event, acts.write_record, acts.mark_acknowledged,
+                    acts.record_event, acts.write_record, acts.mark_acknowledged, acts.destroy_content,
+                    acts.retire_history_key,
                 ],
                 interceptors=[refusals, BindActivityContext(), StoreFailures()],
                 workflow_runner=RUNNER,

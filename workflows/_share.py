@@ -290,7 +290,10 @@ class ShareRequestWorkflow:
     async def _retain(self) -> None:
         s = self._s
         until = self._intake_snapshot.retention_until
-        await self._enter("retention", "retention_expiry", [], None)
+        if s.stage != "retention" or not self._folded():
+            # On `folded-steps` a yearly run records nothing and upserts nothing: the stage has not
+            # changed, and the server carries the search attributes over to each new run.
+            await self._enter("retention", "retention_expiry", [], None)
         s.awaiting = Awaiting(what="retention_expiry", from_whom=[], deadline=until)
         while s.held or workflow.now() < until:
             held = s.held
@@ -307,10 +310,14 @@ class ShareRequestWorkflow:
         await self._flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
         at = RequestAt(request_id=s.request_id, at=workflow.now())
-        tomb = await workflow.execute_activity_method(ShareActivities.destroy_content, at, **_ACT)
-        # The request's history key stops encrypting new payloads, so the run that follows is
-        # readable under the deployment key alone; then that run shreds the key for good.
-        await workflow.execute_activity_method(ShareActivities.retire_history_key, at, **_ACT)
+        # The content is destroyed and the request's history key stops encrypting new payloads, so
+        # the run that follows is readable under the deployment key alone; then that run shreds
+        # the key for good.
+        if self._folded():
+            tomb = await workflow.execute_activity_method(ShareActivities.dispose, at, **_ACT)
+        else:
+            tomb = await workflow.execute_activity_method(ShareActivities.destroy_content, at, **_ACT)
+            await workflow.execute_activity_method(ShareActivities.retire_history_key, at, **_ACT)
         s.deleted_at, s.stage, s.awaiting = tomb.destroyed_at, "deleted", None
         await workflow.wait_condition(workflow.all_handlers_finished)
         # The memo is passed on explicitly so that it too is re-encrypted under the deployment key:
