@@ -53,7 +53,7 @@ def log(msg: str) -> None:
 def recorded_paths() -> dict[str, Any]:
     """Events and bytes per request for every path of the newest set in tests/histories (recorded
     on the time-skipping server by `make histories`; `deleted` keeps only its tombstone run)."""
-    paths: dict[str, dict[str, Any]] = defaultdict(lambda: {"runs": 0, "events": 0, "bytes": 0})
+    paths: dict[str, dict[str, Any]] = defaultdict(lambda: {"runs": 0, "events": 0, "bytes": 0, "run_events": []})
     newest = max((d for d in (ROOT / "tests" / "histories").iterdir() if d.is_dir()), key=lambda d: d.name)
     for f in sorted(newest.glob("*.json")):
         doc = json.loads(f.read_text())
@@ -61,6 +61,7 @@ def recorded_paths() -> dict[str, Any]:
         p = paths[f.name.split(".run")[0]]
         p["runs"] += 1
         p["events"] += len(history.events)
+        p["run_events"].append(len(history.events))
         p["bytes"] += sum(len(e.SerializeToString()) for e in history.events)
     return dict(paths)
 
