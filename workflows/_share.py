@@ -126,8 +126,7 @@ class ShareRequestWorkflow:
         self._pending: list[EventInput] = []
         self._record_due = False
         self._ack_due: datetime | None = None
-        self._storing: dict[int, int] = {}  # batches in flight: serial -> the last step they hold
-        self._batches = 0
+        self._storing: list[int] = []  # batches in flight, each as the last step it holds
         # What the run waits for, and how often it has woken: an update that ends the wait lets
         # the run go first.
         self._run_waits_on: Callable[[], bool] | None = None
@@ -626,13 +625,11 @@ class ShareRequestWorkflow:
                                record=self._record() if self._record_due else None,
                                acknowledged_at=self._ack_due)
             self._pending, self._record_due, self._ack_due = [], False, None
-            self._batches += 1
-            n = self._batches
-            self._storing[n] = upto
+            self._storing.append(upto)
             try:
                 result = await workflow.execute_activity_method(ShareActivities.record_steps, batch, **_ACT)
             finally:
-                del self._storing[n]
+                self._storing.remove(upto)
             for step in result.refused:
                 await self._event("notification_failed", data={"step": step, "cause": NOTIFICATION_REFUSED})
             for step in result.unsent:
@@ -640,8 +637,8 @@ class ShareRequestWorkflow:
             if result.refused or result.unsent:
                 await self._flush()  # the failures just recorded
         # Steps of ours may be in another coroutine's batch (an update's, taken while we waited).
-        if any(last <= upto for last in self._storing.values()):
-            await workflow.wait_condition(lambda: all(last > upto for last in self._storing.values()))
+        if any(last <= upto for last in self._storing):
+            await workflow.wait_condition(lambda: all(last > upto for last in self._storing))
 
     async def _notify(self, step: str) -> None:
         try:
