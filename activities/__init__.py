@@ -1,5 +1,7 @@
 """Safeshare's activities: every side effect of a share request."""
 
+from schemas import WITHHELD  # defined with the rule that withholds names; still public here
+
 from ._channels import (
     SIGNATURE_HEADER,
     ChannelError,
@@ -14,7 +16,7 @@ from ._channels import (
     message_id,
 )
 from ._errors import StoreFailures
-from ._share import NOTIFICATION_REFUSED, WITHHELD, ShareActivities, bundle_content
+from ._share import NOTIFICATION_REFUSED, ShareActivities, bundle_content
 from ._tasks import beside
 
 __all__ = [

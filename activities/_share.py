@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,6 +34,7 @@ from schemas import (
     StepsInput,
     StepsResult,
     Tombstone,
+    Withholder,
     workflow_id,
 )
 from store import AuditStep, ContentDestroyed, OutgoingNotice, Store
@@ -45,11 +45,17 @@ from ._tasks import beside
 
 log = structlog.get_logger("safeshare.activities")
 
-WITHHELD = "[identity withheld]"
 # The prompt try at sending a step's notifications, inside `record_steps`' 15 s.
 PROMPT_SEND_SECONDS = 5.0
 # The failure type of a notification the receiver refused (permanent: not retried).
 NOTIFICATION_REFUSED = "NotificationRefused"
+# Notices about free text say where it can be read, never the text: an e-mail or webhook leaves
+# the system and is not shredded with the request's key (golden rule 7: reasons are recorded).
+RECORDED = {
+    "request_declined": "The reasons for the decision are",
+    "retrospective_review_concerns": "The reviewer's reasons are",
+    "challenge_recorded": "The challenge's text is",
+}
 
 
 @dataclass
@@ -77,11 +83,14 @@ class ShareActivities:
         log.info("request_stored", request_id=request.request_id, new=stored)
         if stored:
             metrics.request_accepted(request.urgency, request.direction)
+        withhold = Withholder.for_request(request)
         return Intake(
             items=[
                 ItemSummary(
                     id=i.id, category=i.category, special_category=i.special_category, kind=i.kind,
                     sha256=hashlib.sha256(i.content.encode()).hexdigest(),
+                    withholds_identity=(w := withhold(i.content)).mentions_protected,
+                    needs_manual_redaction=not w.safe,
                 )
                 for i in request.items
             ],
@@ -95,7 +104,7 @@ class ShareActivities:
             escalation_tiers=self.policy.escalation_tiers,
             receipt_reminders=self.policy.receipt_reminders,
             retention_until=self.policy.retention_until(
-                request.subject.date_of_birth, request.subject.looked_after
+                request.subject.date_of_birth, request.subject.looked_after, activity.info().scheduled_time.date()
             ),
             signing_keys={
                 **{c.id: c.signing_public_key for c in discloser.contacts if c.signing_public_key},
@@ -159,8 +168,10 @@ class ShareActivities:
         # Messages carry the request id, what is awaited and by when: never personal data.
         deadline = f" by {notice.deadline:%Y-%m-%d %H:%M} UTC" if notice.deadline else ""
         awaited = f"Awaited from you{deadline}: {notice.awaiting}." if notice.awaiting else ""
+        recorded = (f"\n{RECORDED[notice.kind]} recorded and available through `safeshare records "
+                    f"{inp.request_id}`." if notice.kind in RECORDED else "")
         body = (
-            f"Safeshare request {inp.request_id}: {notice.kind.replace('_', ' ')}.\n{awaited}\n"
+            f"Safeshare request {inp.request_id}: {notice.kind.replace('_', ' ')}.\n{awaited}{recorded}\n"
             f"See: safeshare status {inp.request_id}\n"
         )
         out = []
@@ -350,26 +361,38 @@ async def _heartbeating(every: timedelta = timedelta(seconds=2)) -> AsyncIterato
 
 def bundle_content(request: ShareRequest, item_ids: list[str]) -> tuple[bytes, int]:
     """The approved items only, with protected third parties' names withheld (golden rule 5)."""
-    protected = [t for t in request.third_parties if t.protected]
-    pattern = (
-        re.compile("|".join(re.escape(t.name) for t in protected), re.IGNORECASE) if protected else None
-    )
+    withhold = Withholder.for_request(request)
     wanted = set(item_ids)
-    items = []
+    items, unsafe = [], []
     for item in request.items:
         if item.id not in wanted:
             continue
-        text = pattern.sub(WITHHELD, item.content) if pattern else item.content
-        items.append(item.model_copy(update={"content": text}).model_dump(mode="json"))
+        text = withhold(item.content)
+        if not text.safe:
+            unsafe.append(item.id)
+        items.append(item.model_copy(update={"content": text.text}).model_dump(mode="json"))
+    if unsafe:
+        # The workflow never asks for these (intake flagged them, the manager cannot approve
+        # them); reaching here means that was bypassed, and retrying cannot make them safe.
+        raise ApplicationError(
+            f"items {', '.join(unsafe)}: mention a protected person in a way that cannot be withheld "
+            "automatically; not sealed", type="UnsafeToShare", non_retryable=True,
+        )
+    protected = [t for t in request.third_parties if t.protected]
     content = {
         "request_id": request.request_id,
         "disclosing_agency": request.disclosing_agency,
         "recipient_agency": request.recipient_agency,
-        "purpose": request.purpose.model_dump(mode="json"),
+        # Free text the recipient reads too, and that cannot be left out: withheld strictly.
+        "purpose": {**request.purpose.model_dump(mode="json"),
+                    "statement": withhold(request.purpose.statement, strict=True).text},
         "lawful_basis": request.lawful_basis,
         "special_condition": request.special_condition,
         "subject": request.subject.model_dump(mode="json"),
-        "third_parties": [t.model_dump(mode="json") for t in request.third_parties if not t.protected],
+        "third_parties": [
+            {**t.model_dump(mode="json"), "relationship": withhold(t.relationship, strict=True).text}
+            for t in request.third_parties if not t.protected
+        ],
         "withheld_identities": len(protected),
         "items": items,
     }

@@ -53,7 +53,7 @@ async def retention(stack: Stack, n: int, concurrency: int, worker_pid: int, exp
         rid = req.request_id
         await share.submit(req)
         await actors.until(rid, ("manager_review",), poll=0.25)
-        await share.hold(rid, HoldAction(hold=True, reason="Benchmark: parked until released."))
+        await share.hold(rid, HoldAction(hold=True, reason="Benchmark: parked until released.", by="np-dpo"))
         await share.decide(rid, DecisionAction(decision="decline", manager="np-dsl", reason="Not necessary."),
                            actors.dsl)
         rids.append(rid)
@@ -91,7 +91,7 @@ async def retention(stack: Stack, n: int, concurrency: int, worker_pid: int, exp
 
     async def release(rid: str) -> None:
         with contextlib.suppress(Refused):  # already released (a retried call)
-            await share.hold(rid, HoldAction(hold=False, reason="Benchmark: released."))
+            await share.hold(rid, HoldAction(hold=False, reason="Benchmark: released.", by="np-dpo"))
 
     sem = asyncio.Semaphore(concurrency)
 

@@ -59,7 +59,8 @@ from ._request import (
     Subject,
     ThirdParty,
 )
-from ._search import SEARCH_ATTRIBUTES, TASK_QUEUE, WORKFLOW_ID_PREFIX, request_id_of, workflow_id
+from ._search import SEARCH_ATTRIBUTES, TASK_QUEUE, WORKFLOW_ID_PREFIX, request_id_of, visibility_query, workflow_id
+from ._withhold import WITHHELD, Withheld, Withholder
 
 __all__ = [
     "MAX_CONTENT_CHARS",
@@ -67,6 +68,7 @@ __all__ = [
     "SPECIAL_CATEGORIES",
     "TASK_QUEUE",
     "UNSAFE_TO_INFORM_GROUNDS",
+    "WITHHELD",
     "WORKFLOW_ID_PREFIX",
     "AckAction",
     "Agency",
@@ -121,8 +123,11 @@ __all__ = [
     "ThirdParty",
     "Tombstone",
     "Urgency",
+    "Withheld",
+    "Withholder",
     "check_against_directory",
     "request_id_of",
     "text_sha256",
+    "visibility_query",
     "workflow_id",
 ]

@@ -124,6 +124,11 @@ class AckAction(Signed):
 class HoldAction(_Frozen):
     hold: bool = Field(description="True to place a legal hold, False to release it")
     reason: NonEmptyText = Field(description="Why (e.g. litigation, an inquiry)")
+    # Optional only so that holds in histories recorded before it was kept still decode on
+    # replay; the workflow refuses a new hold or release without it.
+    by: ContactId | None = Field(
+        default=None, description="The discloser's DPO or manager placing or releasing the hold"
+    )
 
 
 class ChallengeAction(_Frozen):
@@ -140,6 +145,16 @@ class ItemSummary(_Frozen):
     special_category: bool
     kind: Literal["fact", "opinion"]
     sha256: str = Field(description="Hash of the content, so records can show what was shared")
+    # Golden rule 5, found at intake so the manager knows before deciding; counts, never names.
+    withholds_identity: bool = Field(
+        default=False, description="Mentions a protected third party, whose name the recipient will not see"
+    )
+    needs_manual_redaction: bool = Field(
+        default=False,
+        description="Mentions a protected third party in a way that cannot be withheld automatically "
+        "(a name part shared with the child or another person, a short or everyday-word part on its "
+        "own): it cannot be approved or sent as it stands",
+    )
 
 
 class Intake(_Frozen):
@@ -317,6 +332,9 @@ class ShareState(BaseModel, extra="forbid"):
     lawful_basis: LawfulBasis
     special_condition: SpecialCondition | None
     inform_subject: bool
+    request_sha256: str | None = Field(
+        default=None, description="Digest of the submitted request: a re-submission must match it"
+    )
     intake: Intake | None = None
     stage: Stage = "intake"
     awaiting: Awaiting | None = None
@@ -370,3 +388,11 @@ class Status(_Frozen):
     held: bool
     retention_until: datetime | None
     deleted_at: datetime | None
+    items_withholding_identity: list[ItemId] = Field(
+        default_factory=list, description="Items in which a protected third party's name is withheld"
+    )
+    items_needing_manual_redaction: list[ItemId] = Field(
+        default_factory=list,
+        description="Items that mention a protected third party in a way that cannot be withheld "
+        "automatically: they cannot be approved; approve the others or decline",
+    )

@@ -148,8 +148,9 @@ class StoreError(Exception):
 
 
 class ContentDestroyed(StoreError):
-    def __init__(self, request_id: str) -> None:
+    def __init__(self, request_id: str, destroyed_at: datetime | None = None) -> None:
         super().__init__(f"request {request_id}: content destroyed at retention expiry")
+        self.destroyed_at = destroyed_at
 
 
 class NotFound(StoreError):
@@ -272,16 +273,18 @@ class Store:
     async def _data_key(self, conn: AsyncConnection, request_id: str) -> bytes:
         row = (
             await conn.execute(
-                sa.select(request_keys.c.wrapped_key).where(request_keys.c.request_id == request_id)
+                sa.select(request_keys.c.wrapped_key, request_keys.c.destroyed_at)
+                .where(request_keys.c.request_id == request_id)
             )
         ).first()
         if row is None:
             raise NotFound("content", request_id)
         if row.wrapped_key is None:
-            raise ContentDestroyed(request_id)
+            raise ContentDestroyed(request_id, row.destroyed_at)
         return crypto.decrypt(self._store_key, row.wrapped_key, b"dek|" + request_id.encode())
 
     async def notes_for(self, request_id: str) -> dict[str, str]:
+        """Each audited step's note (reasons, challenge text), by step; ContentDestroyed once shredded."""
         async with self._engine.connect() as conn:
             data_key = await self._data_key(conn, request_id)
             rows = await conn.execute(

@@ -69,8 +69,8 @@ async def override_partial(stack: Stack) -> str:
 
 async def declined_with_hold(stack: Stack) -> str:
     rid = await stack.declined()
-    await stack.client.hold(rid, HoldAction(hold=True, reason="inquiry"))
-    await stack.client.hold(rid, HoldAction(hold=False, reason="closed"))
+    await stack.client.hold(rid, HoldAction(hold=True, reason="inquiry", by="np-dpo"))
+    await stack.client.hold(rid, HoldAction(hold=False, reason="closed", by="np-dpo"))
     return rid
 
 

@@ -227,9 +227,9 @@ async def test_legal_hold_defers_deletion_until_released(stack: Stack) -> None:
     rid = await stack.declined()
     status = await stack.client.status(rid)
     first_run = (await stack.client.handle(rid).describe()).run_id
-    await stack.client.hold(rid, HoldAction(hold=True, reason="inquiry"))
+    await stack.client.hold(rid, HoldAction(hold=True, reason="inquiry", by="np-dpo"))
     with pytest.raises(Refused, match="already on legal hold"):
-        await stack.client.hold(rid, HoldAction(hold=True, reason="again"))
+        await stack.client.hold(rid, HoldAction(hold=True, reason="again", by="np-dpo"))
     # Past the retention date: still held, still readable.
     now = await stack.env.get_current_time()
     await stack.env.sleep(status.retention_until - now + timedelta(days=400))
@@ -242,7 +242,7 @@ async def test_legal_hold_defers_deletion_until_released(stack: Stack) -> None:
     assert described.run_id != first_run and described.typed_search_attributes.get(STAGE) == "retention"
     events = [e["event"] for e in await stack.store.audit_trail(rid)]
     assert events.count("retention_started") == 1
-    await stack.client.hold(rid, HoldAction(hold=False, reason="inquiry closed"))
+    await stack.client.hold(rid, HoldAction(hold=False, reason="inquiry closed", by="np-dpo"))
     final = await stack.client.wait(rid)  # already past the date: deletion follows the release
     assert final.stage == "deleted" and final.deleted_at > status.retention_until
     with pytest.raises(ContentDestroyed):
@@ -291,8 +291,23 @@ def test_retention_is_keyed_to_date_of_birth_and_looked_after_status() -> None:
     stage = StagePolicy(consent_wait=timedelta(1), manager_wait=timedelta(1), receipt_wait=timedelta(1))
     exact = Policy(stages=dict.fromkeys(("emergency", "urgent", "routine"), stage),
                    retention={"child_safeguarding": RetentionRule(disposal="on_date")})
-    assert exact.retention_until(date(2010, 6, 2), looked_after=False) == datetime(2035, 6, 2, tzinfo=UTC)
-    assert exact.retention_until(date(2010, 6, 2), looked_after=True) == datetime(2085, 6, 2, tzinfo=UTC)
-    assert exact.retention_until(date(2012, 2, 29), looked_after=False) == datetime(2037, 3, 1, tzinfo=UTC)
+    accepted = date(2026, 12, 2)
+    assert exact.retention_until(date(2010, 6, 2), False, accepted) == datetime(2035, 6, 2, tzinfo=UTC)
+    assert exact.retention_until(date(2010, 6, 2), True, accepted) == datetime(2085, 6, 2, tzinfo=UTC)
+    assert exact.retention_until(date(2012, 2, 29), False, accepted) == datetime(2037, 3, 1, tzinfo=UTC)
     yearly = exact.model_copy(update={"retention": {"child_safeguarding": RetentionRule()}})
-    assert yearly.retention_until(date(2010, 6, 2), looked_after=False) == datetime(2036, 1, 1, tzinfo=UTC)
+    assert yearly.retention_until(date(2010, 6, 2), False, accepted) == datetime(2036, 1, 1, tzinfo=UTC)
+
+
+def test_no_request_is_deleted_before_the_policy_minimum_whatever_its_dates() -> None:
+    """Records are kept at least the policy's minimum after intake: a subject whose birthday rule
+    has long passed (an adult, or a date of birth entered wrongly) is not deleted at once."""
+    from schemas import Policy, RetentionRule, StagePolicy
+
+    stage = StagePolicy(consent_wait=timedelta(1), manager_wait=timedelta(1), receipt_wait=timedelta(1))
+    policy = Policy(stages=dict.fromkeys(("emergency", "urgent", "routine"), stage),
+                    retention={"child_safeguarding": RetentionRule(disposal="on_date", minimum_years=6)})
+    accepted = date(2026, 12, 2)
+    for born in (date(1986, 12, 2), date(1900, 1, 1), date(2026, 1, 1) - timedelta(days=9000)):
+        assert policy.retention_until(born, False, accepted) == datetime(2032, 12, 2, tzinfo=UTC)
+        assert policy.retention_until(born, True, accepted) >= datetime(2032, 12, 2, tzinfo=UTC)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import email
 import threading
 import time
+import uuid
 from email.message import Message
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from typer.testing import CliRunner
 from activities import ShareActivities, message_id
 from clients import Settings
 from clients._cli import app
-from schemas import NotifyInput, ShareRequest
+from schemas import DecisionAction, NotifyInput, ShareRequest
 from store import make_engine
 from workers import agency_keys, channels, ensure_demo_home, load_home
 
@@ -124,6 +125,25 @@ async def test_a_retried_send_sends_nothing_twice_and_a_resend_keeps_its_message
     assert (await ActivityEnvironment().run(acts.send_notifications, again)).sent == 1
     ids = {m["Message-ID"] for m in mailbox.to("class-teacher@northfield.example")}
     assert len(mailbox.to("class-teacher@northfield.example")) == 2 and len(ids) == 1
+
+
+async def test_the_requester_is_told_where_the_reasons_for_a_decline_are_never_the_reasons(
+    stack: Stack, mailbox: Mailbox
+) -> None:
+    """Golden rule 7 and the guidance on a decision not to share: the requester learns that the
+    reasons are recorded and where to read them; the text stays in the store, encrypted under the
+    request's key, never in an e-mail that deletion cannot reach."""
+    req = await stack.request("police-inbound-declined")
+    rid, reason = req.request_id, f"Not proportionate {uuid.uuid4().hex[:12]}"
+    await stack.client.submit(req)
+    await stack.until(rid, lambda s: s.stage == "manager_review")
+    await stack.client.decide(rid, DecisionAction(decision="decline", manager="np-dsl", reason=reason))
+    await stack.until(rid, lambda s: s.stage == "retention")
+    [msg] = mailbox.to("ppu-officer@riverside-police.example")
+    body = msg.get_payload(decode=True).decode()
+    assert f"Safeshare request {rid}: request declined." in body
+    assert f"The reasons for the decision are recorded and available through `safeshare records {rid}`." in body
+    assert reason not in msg.as_string()
 
 
 async def test_a_mail_server_saying_try_later_is_retried(stack: Stack, mailbox: Mailbox) -> None:

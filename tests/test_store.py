@@ -77,8 +77,9 @@ async def test_content_is_encrypted_notes_kept_and_destroyed_with_the_key(store:
     await store.destroy("r-1", T0 + timedelta(days=1))
     with pytest.raises(ContentDestroyed):
         await store.get_request("r-1")
-    with pytest.raises(ContentDestroyed):
+    with pytest.raises(ContentDestroyed) as gone:
         await store.notes_for("r-1")
+    assert gone.value.destroyed_at == T0 + timedelta(days=1)  # what `records` shows in the notes' place
     with pytest.raises(NotFound):
         await store.get_request("r-unknown")
 

@@ -119,7 +119,7 @@ class ShareRequestWorkflow:
                 purpose=r.purpose.category, disclosing_agency=r.disclosing_agency,
                 recipient_agency=r.recipient_agency, requested_by=r.requested_by,
                 lawful_basis=r.lawful_basis, special_condition=r.special_condition,
-                inform_subject=r.inform_subject.inform,
+                inform_subject=r.inform_subject.inform, request_sha256=r.digest(),
             )
         # `folded-steps`: recorded by the next _flush, which must come before any wait, new stage,
         # update's answer or continue-as-new; so these never need to outlive the run.
@@ -208,7 +208,15 @@ class ShareRequestWorkflow:
 
     async def _transmit(self) -> None:
         s, intake = self._s, self._intake_snapshot
-        items = s.approved_items or [i.id for i in intake.items]
+        items = self._sendable()
+        if not items:
+            # Only on an emergency share, whose every item names a protected person in a way no
+            # program can withhold: nothing goes, and the requester must know at once.
+            s.outcome = "not_shared"
+            await self._event("share_withheld", notices=[Notice(
+                to=[s.requested_by], kind="share_withheld",
+                awaiting="the items rewritten so that no protected person can be identified, in a new request")])
+            return
         await self._enter("transmission", None, [], None)
         s.receipt = await workflow.execute_activity_method(
             ShareActivities.seal_and_deliver,
@@ -227,6 +235,13 @@ class ShareRequestWorkflow:
                             deadline=workflow.now() + self._policy.receipt_wait)],
         )
         await self._write_record()
+
+    def _sendable(self) -> list[str]:
+        """The items approved (all, for an emergency share before its review), less any that mention
+        a protected person in a way no program can withhold (golden rule 5): those are never sent."""
+        intake = self._intake_snapshot
+        unsafe = {i.id for i in intake.items if i.needs_manual_redaction}
+        return [i for i in self._s.approved_items or [i.id for i in intake.items] if i not in unsafe]
 
     def _pushes(self) -> bool:
         """Whether the bundle is pushed as well as kept in the inbox: on current code only to a
@@ -336,8 +351,14 @@ class ShareRequestWorkflow:
     # --- actors --------------------------------------------------------------------------------
 
     @workflow.query
+    def request_sha256(self) -> str | None:
+        """The submitted request's digest, so a re-submission with other content is told apart."""
+        return self._s.request_sha256
+
+    @workflow.query
     def status(self) -> Status:
         s = self._s
+        items = s.intake.items if s.intake else []
         return Status(
             request_id=s.request_id, stage=s.stage, outcome=s.outcome, urgency=s.urgency,
             disclosing_agency=s.disclosing_agency, recipient_agency=s.recipient_agency,
@@ -345,6 +366,8 @@ class ShareRequestWorkflow:
             escalation_tier=s.escalation_tier, overdue=s.overdue, awaiting=s.awaiting,
             approved_items=s.approved_items, acknowledged_at=s.acknowledged_at, held=s.held,
             retention_until=s.intake.retention_until if s.intake else None, deleted_at=s.deleted_at,
+            items_withholding_identity=[i.id for i in items if i.withholds_identity],
+            items_needing_manual_redaction=[i.id for i in items if i.needs_manual_redaction],
         )
 
     @workflow.update
@@ -439,6 +462,23 @@ class ShareRequestWorkflow:
                 and s.consent in ("refused", "withdrawn", "timed_out") and s.override_ground is None):
             raise _refuse(f"request {s.request_id}: consent {s.consent}; approval needs a recorded "
                           "safeguarding override on a lawful ground (`safeshare override`)")
+        if action.decision == "approve" and s.stage == "manager_review":
+            self._check_withholding(action.items)
+
+    def _check_withholding(self, approved: list[str] | None) -> None:
+        """Golden rule 5: an item that mentions a protected person in a way no program can withhold
+        is never approved. Approving every item (no `items`) of a request that has such an item is
+        refused too, naming it: the manager then names the items approved, so that the decision
+        record says exactly what was shared, never an "all" that quietly meant "all but these"."""
+        items = self._intake_snapshot.items
+        unsafe = [i.id for i in items if i.needs_manual_redaction and (approved is None or i.id in approved)]
+        if not unsafe:
+            return
+        others = [i.id for i in items if not i.needs_manual_redaction]
+        instead = f"approve the other items by name (items: {', '.join(others)}) or decline" if others else "decline"
+        raise _refuse(f"{'item' if len(unsafe) == 1 else 'items'} {', '.join(unsafe)}: "
+                      f"{'mentions' if len(unsafe) == 1 else 'mention'} a protected person in a way that "
+                      f"cannot be withheld automatically; {instead}")
 
     @workflow.update
     async def acknowledge(self, action: AckAction) -> Status:
@@ -474,12 +514,23 @@ class ShareRequestWorkflow:
     @workflow.update
     async def legal_hold(self, action: HoldAction) -> Status:
         self._s.held = action.hold
-        await self._event("legal_hold_placed" if action.hold else "legal_hold_released", note=action.reason)
+        # Holds replayed from histories recorded before `by` was kept stay the system's.
+        await self._event("legal_hold_placed" if action.hold else "legal_hold_released",
+                          actor=action.by or "system", note=action.reason)
         return await self._answer()
 
     @legal_hold.validator
     def _check_hold(self, action: HoldAction) -> None:
         s = self._s
+        if action.by is None:
+            raise _refuse("by: who places or releases the legal hold (a DPO or manager of "
+                          f"{s.disclosing_agency}) is required")
+        intake = self._intake_snapshot if s.intake else None
+        # Retention is information governance: the discloser's DPO or its managers (DSL, IG lead).
+        governors = (intake.dpo + [m for m, _ in intake.managers]) if intake else []
+        if action.by not in governors:
+            raise _refuse(f"by: {action.by} is not a DPO or manager of {s.disclosing_agency}; "
+                          "only they place or release a legal hold")
         if s.stage == "deleted":
             raise _refuse(f"request {s.request_id}: content already deleted")
         if action.hold == s.held:
@@ -659,7 +710,8 @@ class ShareRequestWorkflow:
 
     def _record(self) -> DecisionRecord:
         s, intake = self._s, self._intake_snapshot
-        shared = [i for i in intake.items if s.receipt and i.id in (s.approved_items or [x.id for x in intake.items])]
+        sent = self._sendable() if s.receipt else []
+        shared = [i for i in intake.items if i.id in sent]
         return DecisionRecord(
             request_id=s.request_id, outcome=s.outcome, direction=s.direction, urgency=s.urgency,
             purpose=s.purpose, disclosing_agency=s.disclosing_agency, recipient_agency=s.recipient_agency,
