@@ -33,7 +33,9 @@ EXAMPLES = ROOT / "examples" / "requests"
 def request(name: str, prefix: str) -> ShareRequest:
     req = read_request(EXAMPLES / f"{name}.yaml")
     subject = req.subject.model_copy(update={"date_of_birth": retention_passed_dob(datetime.now(UTC).date())})
-    return req.model_copy(update={"request_id": f"{prefix}-{uuid.uuid4().hex[:12]}", "subject": subject})
+    # Digits become letters: a request id must not look like a date.
+    rid = f"{prefix}-{uuid.uuid4().hex[:12].translate(str.maketrans('0123456789', 'ghijklmnop'))}"
+    return req.model_copy(update={"request_id": rid, "subject": subject})
 
 
 @dataclass

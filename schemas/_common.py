@@ -11,7 +11,28 @@ from pydantic_core import PydanticCustomError
 # Identifiers travel into workflow ids, search attributes and logs, so they are restricted to
 # opaque tokens: a name or a date of birth cannot be written as one by accident of formatting.
 _ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{1,63}$"
-RequestId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")]
+REQUEST_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{2,63}$"
+
+# A request id is a plaintext key everywhere (workflow id, logs, the Web UI), so one that holds a
+# date (e.g. `forename-surname-2014-07-09`) is refused: it is most likely a date of birth. Years
+# 1900-2099, as YYYY-MM-DD, YYYYMMDD, DD-MM-YYYY, DDMMYYYY or DD-MM-YY with any of - . _ between.
+_SEP = r"[-._]"
+_DD, _MM, _YYYY = r"(0?[1-9]|[12][0-9]|3[01])", r"(0?[1-9]|1[0-2])", r"(19|20)[0-9]{2}"
+_DATE_IN_ID = re.compile(
+    rf"(?<![0-9])({_YYYY}{_SEP}{_MM}{_SEP}{_DD}|{_YYYY}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])"
+    rf"|{_DD}{_SEP}{_MM}{_SEP}({_YYYY}|[0-9]{{2}})|(0[1-9]|[12][0-9]|3[01])(0[1-9]|1[0-2]){_YYYY})(?![0-9])"
+)
+
+
+def no_date_in_id(value: str) -> str:
+    if _DATE_IN_ID.search(value):
+        raise PydanticCustomError(
+            "safeshare", "request_id: an opaque reference without a date in it (a date may be a date of birth)"
+        )
+    return value
+
+
+RequestId = Annotated[str, StringConstraints(pattern=REQUEST_ID_PATTERN), AfterValidator(no_date_in_id)]
 AgencyId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
 ContactId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
 ItemId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]

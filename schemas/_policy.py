@@ -26,6 +26,11 @@ class RetentionRule(BaseModel, frozen=True, extra="forbid"):
     looked_after_until_birthday: int = Field(
         default=75, ge=1, le=120, description="Keep until this birthday for a looked-after child"
     )
+    minimum_years: int = Field(
+        default=6, ge=0, le=120,
+        description="Kept at least this long after intake, whatever the date of birth (e.g. an adult subject); "
+        "0 only in a test deployment whose records are deleted as soon as they are complete",
+    )
     disposal: Literal["on_date", "end_of_year"] = Field(
         default="end_of_year",
         description=(
@@ -56,13 +61,15 @@ class Policy(BaseModel, frozen=True, extra="forbid"):
             raise PydanticCustomError("safeshare", "retention: a rule for the record class")
         return self
 
-    def retention_until(self, date_of_birth: date, looked_after: bool) -> datetime:
+    def retention_until(self, date_of_birth: date, looked_after: bool, accepted_on: date) -> datetime:
+        """The birthday the record class keeps until, and never less than its minimum after intake:
+        whatever dates a request carries, it cannot reach deletion early."""
         rule = self.retention[self.record_class]
         years = rule.looked_after_until_birthday if looked_after else rule.until_birthday
-        birthday = _add_years(date_of_birth, years)
+        until = max(_add_years(date_of_birth, years), _add_years(accepted_on, rule.minimum_years))
         if rule.disposal == "end_of_year":
-            birthday = date(birthday.year + 1, 1, 1)
-        return datetime(birthday.year, birthday.month, birthday.day, tzinfo=UTC)
+            until = date(until.year + 1, 1, 1)
+        return datetime(until.year, until.month, until.day, tzinfo=UTC)
 
 
 def _add_years(d: date, years: int) -> date:

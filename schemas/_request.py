@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
+import hashlib
+from datetime import date, timedelta
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
 from ._common import (
@@ -27,6 +28,13 @@ from ._common import (
 
 MAX_CONTENT_CHARS = 20_000
 MAX_ITEMS = 50
+ADULT_AGE = 18
+MAX_AGE = 120
+# The longest pregnancy, so an unborn child's expected date and records made before a birth
+# (a pre-birth assessment) are plausible, and nothing earlier is.
+PREGNANCY = timedelta(weeks=42)
+# A date entered in a zone ahead of UTC may be tomorrow's there.
+_TODAY_SLACK = timedelta(days=1)
 
 
 def _fail(field: str, expected: str) -> PydanticCustomError:
@@ -42,10 +50,44 @@ class Purpose(BaseModel, frozen=True, extra="forbid"):
     )
 
 
+def years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
 class Subject(BaseModel, frozen=True, extra="forbid"):
-    name: NonEmptyText = Field(description="The child's full name")
-    date_of_birth: date = Field(description="Date of birth; retention is keyed to it")
+    name: NonEmptyText = Field(description="The subject's full name")
+    date_of_birth: date = Field(
+        description="Date of birth (for an unborn child, the expected date of delivery); retention is keyed to it"
+    )
+    age_group: Literal["child", "unborn", "adult"] = Field(
+        default="child",
+        description="child: under 18 at intake; unborn: an unborn child (e.g. on a pre-birth protection plan), "
+        "date_of_birth the expected date within 42 weeks; adult: 18 or over, an adult whose circumstances bear "
+        "on a child's safety (e.g. a parent)",
+    )
     looked_after: bool = Field(default=False, description="A looked-after child: longer retention")
+
+    def check_date_of_birth(self, today: date) -> None:
+        """The date of birth must fit the age group on the day of intake (never echoed in the error)."""
+        dob, child_from = self.date_of_birth, years_before(today, ADULT_AGE)
+        if self.age_group == "unborn":
+            if not today < dob <= today + PREGNANCY:
+                raise _fail("subject.date_of_birth", "for an unborn child, the expected date of delivery: after "
+                            "today and within 42 weeks")
+        elif dob > today + _TODAY_SLACK:
+            raise _fail("subject.date_of_birth", "a date not in the future (for an unborn child set "
+                        "subject.age_group: unborn)")
+        elif self.age_group == "child" and dob <= child_from:
+            raise _fail("subject.date_of_birth", f"a child's date of birth, under {ADULT_AGE} today (for an "
+                        "adult subject set subject.age_group: adult)")
+        elif self.age_group == "adult" and dob > child_from:
+            raise _fail("subject.date_of_birth", f"an adult's date of birth, {ADULT_AGE} or over today "
+                        "(or subject.age_group: child)")
+        elif dob < years_before(today, MAX_AGE):
+            raise _fail("subject.date_of_birth", f"a date of birth within the last {MAX_AGE} years")
 
 
 class ThirdParty(BaseModel, frozen=True, extra="forbid"):
@@ -127,6 +169,34 @@ class ShareRequest(BaseModel, frozen=True, extra="forbid"):
     )
     consent: ConsentPlan
     inform_subject: InformPlan
+
+    @model_validator(mode="after")
+    def _plausible_dates(self, info: ValidationInfo) -> Self:
+        """Dates checked against the day of intake, given as the validation context `today`.
+
+        Only at intake: a request validated again later (a workflow replaying its input years on)
+        must not start failing because its child has grown up.
+        """
+        today = (info.context or {}).get("today")
+        if today is None:
+            return self
+        self.subject.check_date_of_birth(today)
+        earliest = self.subject.date_of_birth - PREGNANCY
+        for n, item in enumerate(self.items):
+            if item.recorded_on > today + _TODAY_SLACK:
+                raise _fail(f"items.{n}.recorded_on", "a date not in the future")
+            if item.recorded_on < earliest:
+                raise _fail(f"items.{n}.recorded_on", "a date after the subject's conception (at most 42 weeks "
+                            "before the date of birth)")
+        return self
+
+    def digest(self) -> str:
+        """What an idempotent re-submission must match: the request id is reused only with the same body."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+    def at_intake(self, today: date) -> ShareRequest:
+        """This request validated again with the checks that depend on the day of intake."""
+        return ShareRequest.model_validate(self.model_dump(), context={"today": today})
 
     @model_validator(mode="after")
     def _guidance_rules(self) -> Self:

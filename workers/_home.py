@@ -59,10 +59,11 @@ def agency_keys(settings: Settings):
 
 
 def end_retention_at_record(settings: Settings) -> None:
-    """Rewrite the home's policy so that retention has passed for any child over one: deletion
-    follows the record at once. For a real server, which cannot skip years: the canary and crash
-    tests and the benchmarks take requests all the way to deletion with it."""
+    """Rewrite the home's policy so that retention has passed for any child over one, with no
+    minimum after intake: deletion follows the record at once. For a real server, which cannot
+    skip years: the canary and crash tests and the benchmarks take requests all the way to
+    deletion with it."""
     policy = yaml.safe_load(settings.policy_file.read_text())
     policy["retention"]["child_safeguarding"] = {"until_birthday": 1, "looked_after_until_birthday": 1,
-                                                 "disposal": "on_date"}
+                                                 "minimum_years": 0, "disposal": "on_date"}
     settings.policy_file.write_text(yaml.safe_dump(policy))
