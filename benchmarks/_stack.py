@@ -16,7 +16,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 import crypto
-from clients import SafeshareClient, Settings, connect, open_codec, read_directory
+from clients import SafeshareClient, Settings, Unavailable, connect, open_codec, read_directory
 from workers import end_retention_at_record, ensure_demo_home
 from workers._dev import dev_server_args
 
@@ -95,7 +95,7 @@ class Stack:
                 try:
                     self.client = await connect(self.settings, self.codec)
                     break
-                except RuntimeError:
+                except Unavailable:
                     await asyncio.sleep(0.25)
         self.raw = await Client.connect(self.settings.temporal_address)
         self.share = SafeshareClient(self.client, read_directory(self.settings.directory_file), "bench-share")

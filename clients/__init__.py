@@ -1,13 +1,16 @@
 """The Python client and the files it reads: how every actor reaches Safeshare."""
 
 from ._client import (
+    Conflict,
     Refused,
     SafeshareClient,
     Submitted,
+    Unavailable,
     connect,
     create_deployment_keys,
     history_runs,
     open_codec,
+    open_store,
     sign,
 )
 from ._files import (
@@ -24,12 +27,14 @@ from ._settings import Settings, SettingsError
 
 __all__ = [
     "EXPORT_FIELDS",
+    "Conflict",
     "InputError",
     "Refused",
     "SafeshareClient",
     "Settings",
     "SettingsError",
     "Submitted",
+    "Unavailable",
     "connect",
     "create_deployment_keys",
     "describe_validation_error",
@@ -37,6 +42,7 @@ __all__ = [
     "history_runs",
     "open_codec",
     "open_delivery",
+    "open_store",
     "read_directory",
     "read_model",
     "read_policy",

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import (
     Client,
     Interceptor,
+    WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowHistory,
@@ -40,19 +43,33 @@ from schemas import (
     ShareInput,
     ShareRequest,
     Signed,
+    Stage,
     Status,
     check_against_directory,
     request_id_of,
+    visibility_query,
     workflow_id,
 )
+from store import Store
 
+from ._files import InputError
 from ._settings import Settings
 
 WORKFLOW = "ShareRequest"
+STAGES: tuple[str, ...] = get_args(Stage)
 
 
 class Refused(Exception):
     """The workflow refused an action (a validator said no), or there is no such open request."""
+
+
+class Conflict(Refused):
+    """A request id already used for another request: nothing was started or changed."""
+
+
+class Unavailable(Exception):
+    """Temporal or a database cannot be reached: the environment's fault, not the input's (exit
+    code 1). The message names the variable to check."""
 
 
 @dataclass(frozen=True)
@@ -65,10 +82,28 @@ class Submitted:
 A = TypeVar("A", bound=Signed)
 
 
+@contextlib.contextmanager
+def database(what: str, variable: str) -> Iterator[None]:
+    """Opening a database: its failures, raw socket errors included, as Unavailable naming the variable."""
+    try:
+        yield
+    except (OSError, SQLAlchemyError) as err:
+        # The type only: the driver's message may quote the URL, and with it a password.
+        raise Unavailable(f"{what}: cannot use the database ({type(err).__name__}); check {variable}") from None
+
+
+async def open_store(settings: Settings, *, audit_key: crypto.SigningKey | None = None) -> Store:
+    """The store at SAFESHARE_DATABASE_URL, opened with this deployment's store key."""
+    store_key = crypto.read_secret(settings.store_key_file)
+    with database("store", "SAFESHARE_DATABASE_URL"):
+        return await Store.open(settings.database_url, store_key, audit_key=audit_key)
+
+
 async def open_codec(settings: Settings) -> crypto.EncryptionCodec:
     """The payload codec over this deployment's key ring and history-key vault."""
     ring = crypto.KeyRing.load(settings.codec_ring_file)
-    return crypto.EncryptionCodec(await crypto.HistoryKeys.open(settings.keys_url, ring))
+    with database("key vault", "SAFESHARE_KEYS_URL"):
+        return crypto.EncryptionCodec(await crypto.HistoryKeys.open(settings.keys_url, ring))
 
 
 def create_deployment_keys(settings: Settings) -> list[Path]:
@@ -107,13 +142,16 @@ async def connect(
 
     Address, namespace, TLS / mTLS and API key come from Temporal's environment configuration
     (`Settings.connect_config`); a worker passes its own runtime (metrics) and interceptors (tracing).
+    Unavailable if the server cannot be reached.
     """
-    return await Client.connect(
-        **settings.connect_config(),
-        data_converter=crypto.data_converter(codec),
-        runtime=runtime,
-        interceptors=interceptors,
-    )
+    config = settings.connect_config()
+    try:
+        return await Client.connect(
+            **config, data_converter=crypto.data_converter(codec), runtime=runtime, interceptors=interceptors,
+        )
+    except RuntimeError:  # the core's "Failed client connect": refused, no such host, TLS, credentials
+        raise Unavailable(f"Temporal: cannot connect to {settings.temporal_address}; is the server running, "
+                          "and are TEMPORAL_ADDRESS and its TLS settings right?") from None
 
 
 async def history_runs(client: Client, wf_id: str) -> list[WorkflowHistory]:
@@ -142,12 +180,14 @@ class SafeshareClient:
         self.directory = directory
         self.task_queue = task_queue
 
-    async def submit(self, request: ShareRequest) -> Submitted:
-        """Check against the directory, then start once: the request id is the idempotency key."""
+    async def submit(self, request: ShareRequest, today: date | None = None) -> Submitted:
+        """Check the request on the day of intake and against the directory, then start once: the
+        request id is the idempotency key, reused only with the same body."""
+        request = request.at_intake(today or datetime.now(UTC).date())
         check_against_directory(request, self.directory)
         wf_id = workflow_id(request.request_id)
         if await self._exists(wf_id):
-            return Submitted(request.request_id, wf_id, already_existed=True)
+            return await self._resubmitted(request, wf_id)
         try:
             await self.client.start_workflow(
                 WORKFLOW,
@@ -164,8 +204,20 @@ class SafeshareClient:
                 static_summary=f"Share request {request.request_id} ({request.urgency}, {request.direction})",
             )
         except WorkflowAlreadyStartedError:  # a concurrent submission of the same request won
-            return Submitted(request.request_id, wf_id, already_existed=True)
+            return await self._resubmitted(request, wf_id)
         return Submitted(request.request_id, wf_id, already_existed=False)
+
+    async def _resubmitted(self, request: ShareRequest, wf_id: str) -> Submitted:
+        """The same request again is answered as already submitted; another body under its id is a
+        conflict, and so is any re-use of a closed request's id (its content may be destroyed)."""
+        handle = self.client.get_workflow_handle(wf_id)
+        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+            raise Conflict("request_id: already used by a closed request; a request id is never reused")
+        recorded = await handle.query("request_sha256", result_type=str | None)
+        if recorded is not None and recorded != request.digest():
+            raise Conflict("request_id: already used by a request with different content; nothing was changed "
+                           "(resubmit it unchanged, or use a new request_id)")
+        return Submitted(request.request_id, wf_id, already_existed=True)
 
     async def _exists(self, wf_id: str) -> bool:
         try:
@@ -224,24 +276,43 @@ class SafeshareClient:
         return await self._update(request_id, "challenge", action)
 
     async def list(self, stage: str | None = None, overdue: bool | None = None) -> list[dict[str, Any]]:
-        """Requests as operators see them: from search attributes only."""
-        clauses = [f"WorkflowType = '{WORKFLOW}'"]
+        """Requests as operators see them, each once as its latest run shows it: from search
+        attributes only."""
+        conditions: list[tuple[str, str, str | int | bool]] = [
+            ("WorkflowType", "=", WORKFLOW),
+            # A request continues as new (each year of retention, and at deletion): the runs it
+            # closed that way are not requests of their own.
+            ("ExecutionStatus", "!=", "ContinuedAsNew"),
+        ]
         if stage is not None:
-            clauses.append(f"ShareStage = '{stage}'")
+            conditions.append(("ShareStage", "=", check_stage(stage)))
         if overdue is not None:
-            clauses.append(f"Overdue = {str(overdue).lower()}")
-        rows = []
-        async for wf in self.client.list_workflows(" AND ".join(clauses)):
-            attrs = {k.name: v for k, v in ((p.key, p.value) for p in wf.typed_search_attributes)}
-            rows.append({
-                "request_id": request_id_of(wf.id),
-                "running": wf.status == WorkflowExecutionStatus.RUNNING,
-                "stage": attrs.get("ShareStage"), "outcome": attrs.get("ShareOutcome"),
-                "urgency": attrs.get("Urgency"), "disclosing_agency": attrs.get("DisclosingAgency"),
-                "recipient_agency": attrs.get("RecipientAgency"), "escalation_tier": attrs.get("EscalationTier"),
-                "overdue": attrs.get("Overdue", False),
-            })
-        return rows
+            conditions.append(("Overdue", "=", overdue))
+        latest: dict[str, WorkflowExecution] = {}
+        async for wf in self.client.list_workflows(visibility_query(*conditions)):
+            # Visibility lags: a run that has just continued as new may still be listed as running.
+            if wf.id not in latest or wf.start_time > latest[wf.id].start_time:
+                latest[wf.id] = wf
+        return [_row(wf) for wf in latest.values()]
+
+
+def check_stage(stage: str) -> str:
+    """A stage to filter on: one of the workflow's stages, or refused before anything is asked."""
+    if stage not in STAGES:
+        raise InputError([f"stage: one of {', '.join(STAGES)}"])
+    return stage
+
+
+def _row(wf: WorkflowExecution) -> dict[str, Any]:
+    attrs = {p.key.name: p.value for p in wf.typed_search_attributes}
+    return {
+        "request_id": request_id_of(wf.id),
+        "running": wf.status == WorkflowExecutionStatus.RUNNING,
+        "stage": attrs.get("ShareStage"), "outcome": attrs.get("ShareOutcome"),
+        "urgency": attrs.get("Urgency"), "disclosing_agency": attrs.get("DisclosingAgency"),
+        "recipient_agency": attrs.get("RecipientAgency"), "escalation_tier": attrs.get("EscalationTier"),
+        "overdue": attrs.get("Overdue", False),
+    }
 
 
 def _signed(action: A, request_id: str, key: crypto.SigningKey | None) -> A:

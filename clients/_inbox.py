@@ -7,9 +7,8 @@ from typing import Any
 
 import crypto
 from schemas import Directory
-from store import Store
 
-from ._client import Refused
+from ._client import Refused, open_store
 from ._settings import Settings
 
 
@@ -17,7 +16,7 @@ async def open_delivery(
     settings: Settings, directory: Directory, request_id: str, agency: str, keys: crypto.AgencyKeys
 ) -> tuple[str, dict[str, Any]]:
     """Verify the sender's signature and decrypt; returns the sender and the bundle's content."""
-    store = await Store.open(settings.database_url, crypto.read_secret(settings.store_key_file))
+    store = await open_store(settings)
     try:
         row = await store.delivery(request_id)
     finally:

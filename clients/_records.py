@@ -6,9 +6,9 @@ import csv
 import io
 import json
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
 
-from schemas import DecisionRecord
+from schemas import DecisionRecord, text_sha256
 
 from ._files import InputError
 
@@ -21,14 +21,25 @@ EXPORT_FIELDS = (
     "decided_at", "outcome", "shared_at", "bundle_sha256", "acknowledged_at", "subject_informed",
     "retention_until", "deleted_at",
 )
-FORMATS = ("csv", "json")
+TRAIL_FIELDS = ("seq", "at", "event", "actor", "data", "hash")
+# The audit entry each manager decision makes, in the same update as its DecisionEntry.
+DECISION_EVENTS = ("manager_approve", "manager_decline", "manager_comment")
+REASON_MISMATCH = "reason does not match its recorded hash"
+
+
+# The days an export may name: nothing was accepted before 1970, and the day after --to must
+# still be a date (the window ends at its midnight).
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date.max - timedelta(days=1)
 
 
 def parse_day(option: str, value: str) -> date:
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
-        raise InputError([f"{option}: a date YYYY-MM-DD expected"]) from None
+        day = None
+    if day is None or not FIRST_DAY <= day <= LAST_DAY:
+        raise InputError([f"{option}: a date YYYY-MM-DD from {FIRST_DAY} to {LAST_DAY} expected"])
+    return day
 
 
 def export_window(start: str, end: str) -> tuple[datetime, datetime]:
@@ -37,12 +48,6 @@ def export_window(start: str, end: str) -> tuple[datetime, datetime]:
     if last < first:
         raise InputError(["--to: a date on or after --from expected"])
     return datetime.combine(first, time(), UTC), datetime.combine(last + timedelta(days=1), time(), UTC)
-
-
-def check_format(value: str) -> str:
-    if value not in FORMATS:
-        raise InputError([f"--format: one of {', '.join(FORMATS)} expected"])
-    return value
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -87,7 +92,7 @@ def export_row(record: DecisionRecord, accepted_at: datetime) -> dict[str, Any]:
     }
 
 
-def render(rows: list[dict[str, Any]], fmt: str) -> str:
+def render(rows: list[dict[str, Any]], fmt: Literal["csv", "json"]) -> str:
     if fmt == "json":
         return json.dumps(rows, indent=2) + "\n"
     buffer = io.StringIO()
@@ -96,3 +101,29 @@ def render(rows: list[dict[str, Any]], fmt: str) -> str:
     for row in rows:
         writer.writerow({k: "; ".join(v) if isinstance(v, list) else ("" if v is None else v) for k, v in row.items()})
     return buffer.getvalue()
+
+
+def trail_with_notes(trail: list[dict[str, Any]], notes: dict[str, str] | None) -> list[dict[str, Any]]:
+    """Each audit entry beside its note (reasons, override reason, challenge text, hold reason);
+    notes None: shredded with the request's data key."""
+    return [{**{k: r[k] for k in TRAIL_FIELDS}, "note": notes.get(r["step"]) if notes else None} for r in trail]
+
+
+def decision_reasons(
+    record: DecisionRecord | None, trail: list[dict[str, Any]], notes: dict[str, str] | None
+) -> list[dict[str, Any]]:
+    """The record's decisions with their reasons, each checked against its reason_sha256.
+
+    The n-th decision is the n-th decision entry of the trail: one update makes both, in order.
+    reason_matches is None once the notes are destroyed, False if the text is missing or altered.
+    """
+    steps = [r["step"] for r in trail if r["event"] in DECISION_EVENTS]
+    rows = []
+    for n, d in enumerate(record.decisions if record else []):
+        reason = notes.get(steps[n]) if notes is not None and n < len(steps) else None
+        rows.append({
+            "at": _iso(d.at), "by": d.by, "decision": d.decision, "kind": d.kind, "items": d.items,
+            "reason_sha256": d.reason_sha256, "reason": reason,
+            "reason_matches": None if notes is None else reason is not None and text_sha256(reason) == d.reason_sha256,
+        })
+    return rows

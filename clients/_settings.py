@@ -9,12 +9,18 @@ raises `SettingsError` naming the variable (exit code 2), before anything connec
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from temporalio.envconfig import ClientConfigProfile, ClientConfigTLS, ClientConnectConfig
+
+from schemas import AgencyId, ContactId
 
 from ._files import InputError
 
@@ -81,10 +87,10 @@ class Settings:
         profile = load_temporal_profile(env)
         metrics_port = env.get("SAFESHARE_METRICS_PORT", "").strip()
         return cls(
-            temporal_address=profile.address or "localhost:7233",
+            temporal_address=_address(env, profile.address or "localhost:7233"),
             namespace=profile.namespace or "default",
             home=home,
-            database_url=env.get("SAFESHARE_DATABASE_URL", f"sqlite+aiosqlite:///{home / 'safeshare.db'}"),
+            database_url=_database_url(env, "SAFESHARE_DATABASE_URL", f"sqlite+aiosqlite:///{home / 'safeshare.db'}"),
             task_queue=env.get("SAFESHARE_TASK_QUEUE", "safeshare"),
             smtp_host=env.get("SAFESHARE_SMTP_HOST") or None,
             smtp_port=_port(env, "SAFESHARE_SMTP_PORT", "25"),
@@ -95,7 +101,7 @@ class Settings:
             checkpoint_interval=_number(env, "SAFESHARE_AUDIT_CHECKPOINT_SECONDS", "3600", float),
             # The history-key vault sits apart from the store: keys and the data they protect
             # are not backed up or stolen together.
-            keys_url=env.get("SAFESHARE_KEYS_URL", f"sqlite+aiosqlite:///{home / 'keys' / 'vault.db'}"),
+            keys_url=_database_url(env, "SAFESHARE_KEYS_URL", f"sqlite+aiosqlite:///{home / 'keys' / 'vault.db'}"),
             codec_port=_port(env, "SAFESHARE_CODEC_PORT", "8234"),
             ui_origins=tuple(
                 o.strip() for o in env.get(
@@ -156,10 +162,12 @@ class Settings:
         return self.home / "mail"
 
     def agency_key_file(self, agency_id: str) -> Path:
-        return self.keys_dir / "agencies" / f"{agency_id}.key"
+        """An agency's key file; the id must be a directory id (`--agency`)."""
+        return _key_file(self.keys_dir / "agencies", agency_id, _AGENCY_ID, "--agency")
 
     def contact_key_file(self, contact_id: str) -> Path:
-        return self.keys_dir / "contacts" / f"{contact_id}.key"
+        """A person's signing key file; the id must be a directory id (`--contact`)."""
+        return _key_file(self.keys_dir / "contacts", contact_id, _CONTACT_ID, "--contact")
 
     @property
     def codec_ring_file(self) -> Path:
@@ -173,6 +181,24 @@ class Settings:
     @property
     def temporal_db(self) -> Path:
         return self.home / "temporal.db"
+
+
+_AGENCY_ID: TypeAdapter[str] = TypeAdapter(AgencyId)
+_CONTACT_ID: TypeAdapter[str] = TypeAdapter(ContactId)
+
+
+def _key_file(folder: Path, key_id: str, ids: TypeAdapter[str], option: str) -> Path:
+    """Where an id becomes a path: only a directory id does, and only as one file name in `folder`
+    (never `.`, `..` or a path of its own), so no id can name a file elsewhere."""
+    try:
+        ids.validate_python(key_id)
+        one_name = Path(key_id).name == key_id and key_id not in (".", "..")  # the pattern's promise, checked
+    except ValidationError:
+        one_name = False
+    if not one_name:
+        raise InputError([f"{option}: a directory id expected: 2 to 64 of a-z, 0-9, '.', '_' and '-', "
+                          "starting with a letter or digit"])
+    return folder / f"{key_id}.key"
 
 
 def load_temporal_profile(env: Mapping[str, str]) -> ClientConfigProfile:
@@ -214,6 +240,33 @@ def _check_tls(tls: ClientConfigTLS | None, env: Mapping[str, str]) -> None:
             "TEMPORAL_TLS_CLIENT_CERT_PATH / TEMPORAL_TLS_CLIENT_KEY_PATH: mTLS needs both the "
             "client certificate and its key"
         )
+
+
+# host:port, the host a name, an IPv4 address or a bracketed IPv6 address: what the Temporal client
+# dials (a URL scheme or a bad port would fail inside its core, not naming the variable).
+_HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?):([0-9]{1,5})")
+
+
+def _address(env: Mapping[str, str], address: str) -> str:
+    match = _HOST_PORT.fullmatch(address)
+    if match is None or not 0 < int(match[3]) < 65536:
+        profile = env.get("TEMPORAL_PROFILE", "default")
+        name = "TEMPORAL_ADDRESS" if "TEMPORAL_ADDRESS" in env else f"TEMPORAL_CONFIG_FILE [profile.{profile}] address"
+        raise SettingsError(f"{name}: host:port expected, e.g. localhost:7233 (no scheme; a port from 1 to 65535)")
+    return address
+
+
+def _database_url(env: Mapping[str, str], name: str, default: str) -> str:
+    """An SQLAlchemy URL with an async driver. Never repeated in a message: it may hold a password."""
+    url = env.get(name, default)
+    try:
+        is_async = make_url(url).get_dialect().is_async
+    except ArgumentError:  # not a URL, or no such dialect
+        is_async = False
+    if not is_async:
+        raise SettingsError(f"{name}: an SQLAlchemy URL with an async driver expected, "
+                            "e.g. sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db")
+    return url
 
 
 def _port(env: Mapping[str, str], name: str, default: str) -> int:

@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Callable
 
 from rich.console import Console
+from rich.text import Text
 
 import crypto
 from clients import SafeshareClient, Settings, connect, open_codec, open_delivery, read_directory, read_request
@@ -14,7 +15,7 @@ from schemas import AckAction, ConsentAction, DecisionAction, OverrideAction, St
 
 from ._home import EXAMPLES, ensure_demo_home
 
-out = Console()
+out = Console(markup=False, emoji=False, highlight=False)  # text, never markup (clients/_cli.py's rule)
 
 
 class Demo:
@@ -26,7 +27,7 @@ class Demo:
         request = read_request(EXAMPLES / "requests" / f"{name}.yaml")
         request = request.model_copy(update={"request_id": f"{request.request_id}-{self.run}"})
         await self.client.submit(request)
-        out.print(f"\n[bold]{name}[/bold] → submitted as {request.request_id}")
+        out.print(Text.assemble("\n", (name, "bold"), f" → submitted as {request.request_id}"))
         return request.request_id
 
     async def until(self, rid: str, what: str, check: Callable[[Status], bool]) -> Status:

@@ -13,7 +13,7 @@ import structlog
 from temporalio.client import Client
 
 import crypto
-from clients import Settings, connect, open_codec
+from clients import Settings, Unavailable, connect, open_codec
 from schemas import SEARCH_ATTRIBUTES
 
 from ._codec_server import start_codec_server
@@ -53,7 +53,7 @@ async def _connect_when_ready(
                 if observed is None:
                     return await connect(settings, codec)
                 return await observed.connect(settings, codec)
-            except RuntimeError:
+            except Unavailable:
                 await asyncio.sleep(0.25)  # the server is still starting
 
 

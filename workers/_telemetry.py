@@ -31,7 +31,7 @@ from temporalio.service import RPCError
 
 from activities import beside
 from clients import Settings
-from schemas import Stage
+from schemas import Stage, visibility_query
 
 log = structlog.get_logger("safeshare.telemetry")
 
@@ -75,11 +75,12 @@ def tracing_interceptors(provider: TracerProvider | None) -> Sequence[Intercepto
 
 async def count_by_stage(client: Client) -> tuple[dict[str, int], int]:
     """Open requests per stage, and how many are overdue, from the search attributes."""
-    open_requests = "WorkflowType = 'ShareRequest' AND ExecutionStatus = 'Running'"
+    open_requests = (("WorkflowType", "=", "ShareRequest"), ("ExecutionStatus", "=", "Running"))
     by_stage = {}
     for stage in STAGES:
-        by_stage[stage] = (await client.count_workflows(f"{open_requests} AND ShareStage = '{stage}'")).count
-    overdue = (await client.count_workflows(f"{open_requests} AND Overdue = true")).count
+        query = visibility_query(*open_requests, ("ShareStage", "=", stage))
+        by_stage[stage] = (await client.count_workflows(query)).count
+    overdue = (await client.count_workflows(visibility_query(*open_requests, ("Overdue", "=", True)))).count
     return by_stage, overdue
 
 

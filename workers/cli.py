@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from typing import Annotated
 
 import typer
 
-from clients import Settings, SettingsError
-from clients._cli import app, command
+from clients import Settings
+from clients._cli import PIPE_CLOSED, app, command
 
 from ._demo import run_demo
 from ._dev import run_codec_server, run_dev, run_standalone_worker
@@ -54,16 +55,22 @@ def main() -> None:
     try:
         app()
         code: int | str | None = 0
-    except SettingsError as e:  # raised outside a client command's own error handling
-        sys.stderr.write(f"error: {e}\n")
-        code = 2
     except SystemExit as exit_:
         code = exit_.code
+    except Exception as e:  # the last line of defence, behind clients._cli's mapping
+        # One line and no traceback: the message and the frames' values may hold personal data.
+        sys.stderr.write(f"error: internal error ({type(e).__name__}); nothing more was done\n")
+        code = 1
     # Leave without interpreter finalisation: the Temporal client's native (Rust) threads can
     # still touch the interpreter while it is torn down, and then the process aborts (SIGABRT,
     # "PyGILState_Release ... finalizing") instead of returning the command's exit code.
     if isinstance(code, str):
         sys.stderr.write(code + "\n")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code if isinstance(code, int) else (0 if code is None else 1))
+    exit_code = code if isinstance(code, int) else (0 if code is None else 1)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # what was left in the buffer: its reader went away (`safeshare schema | head -c1`)
+        exit_code = exit_code or PIPE_CLOSED
+    with contextlib.suppress(BrokenPipeError):
+        sys.stderr.flush()
+    os._exit(exit_code)
