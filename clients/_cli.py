@@ -679,7 +679,11 @@ async def keys_rotate() -> None:
 @keys_app.command("token")
 def keys_token() -> None:
     """Print the codec server's operator token (for the Web UI's sign-in and `--codec-auth`)."""
-    sys.stdout.write(crypto.read_secret(Settings.from_env().codec_token_file).decode().strip() + "\n")
+    token_file = Settings.from_env().codec_token_file
+    if not token_file.is_file():
+        raise InputError([f"codec token: none in this home ({token_file.name}); "
+                          "`safeshare keys init --deployment` creates it"])
+    sys.stdout.write(crypto.read_secret(token_file).decode().strip() + "\n")
 
 
 @app.command()

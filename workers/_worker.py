@@ -16,7 +16,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 import crypto
 from activities import Channels, MailDirSender, ShareActivities, SmtpSender, StoreFailures, WebhookSender, beside
-from clients import Settings
+from clients import Settings, database
 from schemas import TASK_QUEUE
 from store import Store, StoreError
 from workflows import ShareRequestWorkflow
@@ -67,11 +67,12 @@ async def running_worker(
     client: Client, settings: Settings, task_queue: str = TASK_QUEUE
 ) -> AsyncIterator[Worker]:
     directory, policy, store_key = load_home(settings)
-    store = await Store.open(
-        settings.database_url, store_key, audit_key=crypto.SigningKey.load(settings.audit_key_file),
-        checkpoint_every=settings.checkpoint_every,
-    )
-    vault = await crypto.HistoryKeys.open(settings.keys_url, crypto.KeyRing.load(settings.codec_ring_file))
+    audit_key, ring = crypto.SigningKey.load(settings.audit_key_file), crypto.KeyRing.load(settings.codec_ring_file)
+    with database("store", "SAFESHARE_DATABASE_URL"):
+        store = await Store.open(settings.database_url, store_key, audit_key=audit_key,
+                                 checkpoint_every=settings.checkpoint_every)
+    with database("key vault", "SAFESHARE_KEYS_URL"):
+        vault = await crypto.HistoryKeys.open(settings.keys_url, ring)
     acts = ShareActivities(store, directory, policy, agency_keys(settings), vault, channels(settings))
     try:
         async with (
