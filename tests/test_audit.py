@@ -1,6 +1,6 @@
 """`safeshare audit verify`: one test per kind of tampering, on SQLite and PostgreSQL.
 
-The rule protected: the audit log is tamper-evident (DESIGN.md, security model). Altering,
+The rule protected: the audit log is tamper-evident (docs/DESIGN.md, security model). Altering,
 removing, inserting or reordering an entry, cutting the end off, rewriting the chain, or forging
 a checkpoint is reported at the first bad entry with a non-zero exit.
 """
