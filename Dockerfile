@@ -15,6 +15,7 @@ COPY pyproject.toml ./
 COPY schemas/ schemas/
 COPY workflows/ workflows/
 COPY activities/ activities/
+COPY database/ database/
 COPY crypto/ crypto/
 COPY store/ store/
 COPY clients/ clients/

@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import (
@@ -43,6 +42,7 @@ from temporalio.converter import (
     WorkflowSerializationContext,
 )
 
+import database
 from schemas import WORKFLOW_ID_PREFIX
 
 from ._aead import decrypt, encrypt, new_key
@@ -152,16 +152,15 @@ class HistoryKeys:
 
     def __init__(self, engine: AsyncEngine, ring: KeyRing, cache_seconds: float = KEY_CACHE_SECONDS) -> None:
         self._engine, self.ring, self.cache_seconds = engine, ring, cache_seconds
+        self._writer = database.writer(engine)
         self._cache = _CACHES.setdefault(engine.url.render_as_string(), {})
 
     @classmethod
     async def open(cls, url: str, ring: KeyRing, cache_seconds: float | None = None) -> HistoryKeys:
         if cache_seconds is None:
             cache_seconds = float(os.environ.get("SAFESHARE_KEY_CACHE_SECONDS", KEY_CACHE_SECONDS))
-        engine = create_async_engine(url)
-        if engine.dialect.name == "sqlite":
-            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        async with engine.begin() as conn:
+        engine = database.make_engine(url)
+        async with database.writer(engine).begin() as conn:
             await conn.run_sync(_metadata.create_all)
         return cls(engine, ring, cache_seconds)
 
@@ -206,7 +205,7 @@ class HistoryKeys:
         if found is None:
             read_at, key = time.monotonic(), new_key()
             try:
-                async with self._engine.begin() as conn:
+                async with self._writer.begin() as conn:
                     await conn.execute(history_keys.insert().values(
                         workflow_id=workflow_id, ring_kid=self.ring.current, state="active",
                         wrapped_key=encrypt(self.ring.key(self.ring.current), key, _aad(workflow_id)),
@@ -242,7 +241,7 @@ class HistoryKeys:
     async def rewrap(self) -> int:
         """Wrap every live history key under the ring's current key; returns how many moved."""
         moved = 0
-        async with self._engine.begin() as conn:
+        async with self._writer.begin() as conn:
             rows = (await conn.execute(sa.select(history_keys).where(
                 history_keys.c.wrapped_key.is_not(None), history_keys.c.ring_kid != self.ring.current,
             ))).all()
@@ -262,7 +261,7 @@ class HistoryKeys:
             )).first()
 
     async def _set_state(self, workflow_id: str, state: str, guard: Any, **values: Any) -> None:
-        async with self._engine.begin() as conn:
+        async with self._writer.begin() as conn:
             await conn.execute(history_keys.update().where(
                 history_keys.c.workflow_id == workflow_id, guard).values(state=state, **values))
         self._cache.pop(workflow_id, None)
@@ -348,9 +347,3 @@ def data_converter(codec: EncryptionCodec) -> DataConverter:
 def new_token() -> str:
     return secrets.token_urlsafe(32)
 
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()

@@ -1,25 +1,37 @@
 """Safeshare's store: encrypted content, inbox, outbox, records and the audit chain."""
 
+from database import make_engine
+
 from ._audit import AuditReport, verify_chain
+from ._errors import ContentDestroyed, NotFound, SchemaOutOfDate, StoreError
 from ._migrate import head as schema_head
-from ._store import (
+from ._migrate import upgrade_database
+from ._rows import (
+    AcceptedRecord,
+    AuditEntry,
     AuditStep,
-    ContentDestroyed,
-    NotFound,
+    ChainHead,
+    Checkpoint,
+    Delivery,
+    InboxEntry,
+    OutboxEntry,
     OutgoingNotice,
-    SchemaOutOfDate,
-    Store,
-    StoreError,
-    make_engine,
-    metadata,
-    upgrade_database,
 )
+from ._store import Store
+from ._tables import metadata
 
 __all__ = [
+    "AcceptedRecord",
+    "AuditEntry",
     "AuditReport",
     "AuditStep",
+    "ChainHead",
+    "Checkpoint",
     "ContentDestroyed",
+    "Delivery",
+    "InboxEntry",
     "NotFound",
+    "OutboxEntry",
     "OutgoingNotice",
     "SchemaOutOfDate",
     "Store",

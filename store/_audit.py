@@ -17,6 +17,8 @@ from typing import Any
 
 import crypto
 
+from ._rows import AuditEntry, ChainHead, Checkpoint
+
 GENESIS = "0" * 64
 
 
@@ -38,11 +40,11 @@ def entry_hash(
     })).hexdigest()
 
 
-def row_hash(row: Mapping[str, Any]) -> str:
+def row_hash(row: AuditEntry) -> str:
     """The hash an audit row should carry, recomputed from what it says."""
     return entry_hash(
-        seq=row["seq"], request_id=row["request_id"], step=row["step"], event=row["event"],
-        actor=row["actor"], at=row["at"], data=json.loads(row["data"]), prev_hash=row["prev_hash"],
+        seq=row.seq, request_id=row.request_id, step=row.step, event=row.event,
+        actor=row.actor, at=row.at, data=json.loads(row.data), prev_hash=row.prev_hash,
     )
 
 
@@ -66,9 +68,9 @@ class AuditReport:
 
 
 def verify_chain(
-    entries: Iterable[Mapping[str, Any]],
-    checkpoints: Iterable[Mapping[str, Any]],
-    head: Mapping[str, Any] | None,
+    entries: Iterable[AuditEntry],
+    checkpoints: Iterable[Checkpoint],
+    head: ChainHead | None,
     public_key_b64: str | None,
 ) -> AuditReport:
     """Walk the chain in seq order; report the first entry that breaks it, then the checkpoints."""
@@ -86,36 +88,36 @@ def verify_chain(
     count = 0
     for row in entries:
         count += 1
-        seq = row["seq"]
-        hashes[seq] = row["hash"]
+        seq = row.seq
+        hashes[seq] = row.hash
         if first_bad is None:
             if seq != expected_seq:
                 bad(min(seq, expected_seq),
                     f"entry {expected_seq}: missing (next entry is {seq}): removed or reordered")
-            elif row["prev_hash"] != prev:
+            elif row.prev_hash != prev:
                 bad(seq, f"entry {seq}: does not follow entry {seq - 1}: removed, inserted or reordered")
-            elif row_hash(row) != row["hash"]:
+            elif row_hash(row) != row.hash:
                 bad(seq, f"entry {seq}: content does not match its hash: altered")
-        expected_seq, prev = seq + 1, row["hash"]
+        expected_seq, prev = seq + 1, row.hash
     last_seq = expected_seq - 1
-    if head is not None and first_bad is None and (head["seq"] != last_seq or head["hash"] != prev):
-        bad(last_seq + 1, f"chain head is entry {head['seq']} but the log ends at entry {last_seq}: "
+    if head is not None and first_bad is None and (head.seq != last_seq or head.hash != prev):
+        bad(last_seq + 1, f"chain head is entry {head.seq} but the log ends at entry {last_seq}: "
                           "entries removed from the end")
 
     n_checkpoints = 0
     for cp in checkpoints:
         n_checkpoints += 1
-        seq = cp["seq"]
+        seq = cp.seq
         if public_key_b64 is None:
             problems.append(f"checkpoint at entry {seq}: no public key to verify it with")
             continue
         try:
-            crypto.verify(public_key_b64, cp["signature"], checkpoint_message(seq, cp["hash"], cp["at"]))
+            crypto.verify(public_key_b64, cp.signature, checkpoint_message(seq, cp.hash, cp.at))
         except crypto.CryptoError:
             problems.append(f"checkpoint at entry {seq}: signature does not verify")
             first_bad = seq if first_bad is None else min(first_bad, seq)
             continue
-        if hashes.get(seq) != cp["hash"]:
+        if hashes.get(seq) != cp.hash:
             problems.append(f"checkpoint at entry {seq}: signed hash differs from the log's: chain rewritten")
             first_bad = seq if first_bad is None else min(first_bad, seq)
     return AuditReport(entries=count, checkpoints=n_checkpoints, head_seq=last_seq,

@@ -1,4 +1,5 @@
-"""Schema migrations (alembic), shipped inside the package so they run from an installed tree.
+"""Schema migrations (alembic), shipped inside the package so they run from an installed tree,
+and the check on opening a store that its schema is the code's.
 
 alembic is imported where it is used: every `safeshare` command imports the store, and most
 never migrate anything (it would add a fifth of a second to each).
@@ -11,6 +12,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+import database
+
+from ._errors import SchemaOutOfDate, StoreError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -44,7 +49,7 @@ async def revisions(engine: AsyncEngine) -> tuple[str | None, str]:
     return current, head()
 
 
-class UnmanagedSchema(Exception):
+class UnmanagedSchema(StoreError):
     """Tables exist but alembic has never run here: a store made before migrations existed."""
 
 
@@ -65,5 +70,28 @@ def _upgrade(connection: Connection, revision: str) -> None:
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     # One transaction holding the write lock on SQLite: two processes opening a fresh store at
     # once (a worker and the CLI) upgrade it once between them.
-    async with engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
+    async with database.writer(engine).begin() as conn:
         await conn.run_sync(_upgrade, revision)
+
+
+async def prepare(engine: AsyncEngine, *, migrate: bool) -> None:
+    """Before a store is used: upgrade its schema (migrate), or else refuse one behind the code's."""
+    if migrate:
+        await upgrade(engine)
+        return
+    current, code_head = await revisions(engine)
+    if current != code_head:
+        raise SchemaOutOfDate(current, code_head)
+
+
+async def upgrade_database(url: str) -> tuple[str | None, str]:
+    """`safeshare db upgrade`: bring the database at url to the current schema; (before, after)."""
+    engine = database.make_engine(url)
+    try:
+        before, _ = await revisions(engine)
+        await upgrade(engine)
+        after, _ = await revisions(engine)
+    finally:
+        await engine.dispose()
+    assert after is not None
+    return before, after

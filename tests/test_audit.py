@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 import crypto
 from clients import Settings
 from clients._cli import AUDIT_BROKEN, app
-from store import Store, make_engine, upgrade_database, verify_chain
+from store import AuditEntry, ChainHead, Store, make_engine, upgrade_database, verify_chain
 from store._audit import entry_hash
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -167,13 +167,13 @@ async def test_a_missing_or_malformed_public_key_is_bad_input(chain: Chain) -> N
     assert code == 2 and "--public-key" in err
 
 
-def _chain(n: int) -> list[dict]:
+def _chain(n: int) -> list[AuditEntry]:
     rows, prev = [], "0" * 64
     for seq in range(1, n + 1):
         row = {"seq": seq, "request_id": f"r-{seq % 3}", "step": f"{seq:05d}-s", "event": "s", "actor": "a",
                "at": T0 + timedelta(minutes=seq), "data": json.dumps({"i": seq}), "prev_hash": prev}
         row["hash"] = rehash(row, seq=seq, prev_hash=prev)["hash"]
-        rows.append(row)
+        rows.append(AuditEntry(**row))
         prev = row["hash"]
     return rows
 
@@ -184,12 +184,12 @@ def test_any_change_to_any_field_of_any_entry_is_caught_at_or_before_it(n: int, 
     """Property: whatever one field of whichever entry a forger changes, verification fails, and
     the first bad entry it names is no later than the one changed."""
     rows = _chain(n)
-    head = {"seq": n, "hash": rows[-1]["hash"]}
+    head = ChainHead(seq=n, hash=rows[-1].hash)
     assert verify_chain(rows, [], head, None).ok
     i = data.draw(st.integers(0, n - 1))
     field = data.draw(st.sampled_from(["seq", "request_id", "step", "event", "actor", "at", "data", "prev_hash",
                                        "hash"]))
-    old = rows[i][field]
+    old = getattr(rows[i], field)
     if field == "seq":
         new = old + data.draw(st.integers(1, 5))
     elif field == "at":
@@ -200,6 +200,6 @@ def test_any_change_to_any_field_of_any_entry_is_caught_at_or_before_it(n: int, 
         new = data.draw(st.text("0123456789abcdef", min_size=64, max_size=64).filter(lambda h: h != old))
     else:
         new = old + data.draw(st.text(min_size=1, max_size=3))
-    rows[i] = {**rows[i], field: new}
-    report = verify_chain(sorted(rows, key=lambda r: r["seq"]), [], head, None)
+    rows[i] = replace(rows[i], **{field: new})
+    report = verify_chain(sorted(rows, key=lambda r: r.seq), [], head, None)
     assert not report.ok and report.first_bad_seq is not None and report.first_bad_seq <= i + 1

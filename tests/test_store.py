@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 
 import crypto
 from store import (
@@ -22,7 +24,9 @@ from store import (
     Store,
     StoreError,
     make_engine,
+    metadata,
     schema_head,
+    upgrade_database,
 )
 
 from .conftest import BIN
@@ -54,6 +58,17 @@ async def test_db_upgrade_command_creates_the_schema_once(store_url: str, tmp_pa
         tables = set(await conn.run_sync(lambda c: sa.inspect(c).get_table_names()))
     await engine.dispose()
     assert {"audit", "audit_head", "audit_checkpoints", "outbox", "inbox", "records", "alembic_version"} <= tables
+
+
+async def test_the_tables_the_code_uses_are_the_ones_the_migrations_make(store_url: str) -> None:
+    """The schema is written twice, as tables and as migrations: they must not drift apart."""
+    await upgrade_database(store_url)
+    engine = make_engine(store_url)
+    async with engine.connect() as conn:
+        diff = await conn.run_sync(
+            lambda c: compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}), metadata))
+    await engine.dispose()
+    assert [d for d in diff if d[0] != "remove_table" or d[1].name != "alembic_version"] == []
 
 
 async def test_sqlite_upgrades_on_open_but_postgresql_waits_for_db_upgrade(store_url: str) -> None:
@@ -91,12 +106,12 @@ async def test_a_step_is_recorded_once_with_its_notifications(store: Store) -> N
                             channel="email", address="dsl@example.org", subject="s", body="b")
     assert await step(store, "r-1", "00001-asked", notices=[notice])
     assert not await step(store, "r-1", "00001-asked", notices=[notice])
-    assert [r["seq"] for r in await store.audit_trail("r-1")] == [1]
+    assert [r.seq for r in await store.audit_trail("r-1")] == [1]
     unsent = await store.unsent("r-1", "00001-asked")
-    assert [r["to_contact"] for r in unsent] == ["np-dsl"]
-    await store.mark_sent(unsent[0]["id"], T0)
+    assert [r.to_contact for r in unsent] == ["np-dsl"]
+    await store.mark_sent(unsent[0].id, T0)
     assert await store.unsent("r-1", "00001-asked") == []
-    assert (await store.outbox_for("r-1"))[0]["sent_at"] == T0
+    assert (await store.outbox_for("r-1"))[0].sent_at == T0
 
 
 async def test_steps_record_and_acknowledgement_are_stored_together_or_not_at_all(store: Store) -> None:
@@ -117,10 +132,10 @@ async def test_steps_record_and_acknowledgement_are_stored_together_or_not_at_al
         done = await store.record_steps("r-1", [asked, noted], record=('{"v": 1}', later), acknowledged_at=later,
                                         now=later)
         assert done == (["00001-asked", "00002-noted"] if attempt == 0 else [])
-    assert [e["step"] for e in await store.audit_trail("r-1")] == ["00001-asked", "00002-noted"]
+    assert [e.step for e in await store.audit_trail("r-1")] == ["00001-asked", "00002-noted"]
     assert await store.notes_for("r-1") == {"00002-noted": "a reason"}
     assert await store.record("r-1") == '{"v": 1}'
-    assert [r["acknowledged_at"] for r in await store.inbox_for("b")] == [later]
+    assert [r.acknowledged_at for r in await store.inbox_for("b")] == [later]
 
 
 async def test_delivery_happens_once_and_records_upsert(store: Store) -> None:
@@ -128,10 +143,10 @@ async def test_delivery_happens_once_and_records_upsert(store: Store) -> None:
                                 withheld_identities=1, at=T0)
     again = await store.deliver(request_id="r-1", sender="a", recipient="b", bundle=b"other",
                                 withheld_identities=0, at=T0 + timedelta(hours=1))
-    assert again["bundle_sha256"] == first["bundle_sha256"] and again["delivered_at"] == T0
+    assert again.bundle_sha256 == first.bundle_sha256 and again.delivered_at == T0
     await store.mark_pushed("r-1", T0)
     await store.mark_pushed("r-1", T0 + timedelta(hours=1))
-    assert (await store.delivery("r-1"))["pushed_at"] == T0
+    assert (await store.delivery("r-1")).pushed_at == T0
     await store.put_record("r-1", '{"v": 1}', T0)
     await store.put_record("r-1", '{"v": 2}', T0)
     assert await store.record("r-1") == '{"v": 2}'
@@ -143,7 +158,7 @@ async def test_records_are_selected_by_the_day_their_request_was_accepted(store:
         await store.put_request(rid, b"x", at)
         await store.put_record(rid, f'"{rid}"', at)
     rows = await store.records_accepted(datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 20, tzinfo=UTC))
-    assert [body for _, body in rows] == ['"r-in"']
+    assert [r.body for r in rows] == ['"r-in"']
 
 
 async def test_chain_links_each_entry_to_the_last_and_signs_checkpoints(
@@ -152,8 +167,8 @@ async def test_chain_links_each_entry_to_the_last_and_signs_checkpoints(
     for i in range(9):
         await step(store, f"r-{i % 3}", f"{i:05d}-step")
     trail = await store.audit_trail()
-    assert [r["seq"] for r in trail] == list(range(1, 10))
-    assert all(b["prev_hash"] == a["hash"] for a, b in itertools.pairwise(trail))
+    assert [r.seq for r in trail] == list(range(1, 10))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(trail))
     report = await store.verify_audit(audit_key.public_b64)
     assert report.ok and report.entries == 9 and report.checkpoints == 2  # at 4 and 8
     assert await store.checkpoint(T0) == 9
@@ -183,8 +198,8 @@ async def test_appenders_in_separate_processes_keep_one_linear_chain(
             assert await p.stdout.readline() == b"done\n"
             assert await p.wait() == 0
     trail = await store.audit_trail()
-    assert [r["seq"] for r in trail] == list(range(1, 4 * count + 1))
-    assert {r["actor"] for r in trail} == {"w0", "w1", "w2", "w3"}
+    assert [r.seq for r in trail] == list(range(1, 4 * count + 1))
+    assert {r.actor for r in trail} == {"w0", "w1", "w2", "w3"}
     report = await store.verify_audit(audit_key.public_b64)
     assert report.ok, report.problems
     assert report.checkpoints == (4 * count) // 7

@@ -1,0 +1,43 @@
+"""The outbox: notifications queued with the step that causes them, then marked sent or refused."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ._rows import OutboxEntry, OutgoingNotice
+from ._sql import fetch, listing, once
+from ._tables import outbox
+
+
+class Outbox:
+    @staticmethod
+    async def queue(
+        conn: AsyncConnection, request_id: str, step: str, notices: list[OutgoingNotice], now: datetime
+    ) -> None:
+        for n in notices:
+            await conn.execute(outbox.insert().values(
+                dedupe_key=n.dedupe_key, request_id=request_id, step=step, kind=n.kind, to_contact=n.to_contact,
+                channel=n.channel, address=n.address, subject=n.subject, body=n.body, created_at=now,
+            ))
+
+    @staticmethod
+    async def entries(conn: AsyncConnection, request_id: str | None = None) -> list[OutboxEntry]:
+        return await fetch(conn, OutboxEntry, listing(outbox, outbox.c.id, request_id))
+
+    @staticmethod
+    async def unsent(conn: AsyncConnection, request_id: str, step: str) -> list[OutboxEntry]:
+        """A step's notifications not yet sent, nor refused by their receiver."""
+        pending = listing(outbox, outbox.c.id, request_id).where(
+            outbox.c.step == step, outbox.c.sent_at.is_(None), outbox.c.failed_at.is_(None))
+        return await fetch(conn, OutboxEntry, pending)
+
+    @staticmethod
+    async def mark_sent(conn: AsyncConnection, outbox_id: int, at: datetime) -> None:
+        await conn.execute(once(outbox, outbox.c.id == outbox_id, "sent_at", at))
+
+    @staticmethod
+    async def mark_failed(conn: AsyncConnection, outbox_id: int, at: datetime, failure: str) -> None:
+        """The receiver refused it (e.g. HTTP 4xx): retrying will not help, so it is not retried."""
+        await conn.execute(outbox.update().where(outbox.c.id == outbox_id).values(failed_at=at, failure=failure[:200]))
