@@ -1,10 +1,10 @@
 """The baseline: a workflow with the same commands as a routine request's lifecycle, doing nothing.
 
-Same count of activities (10: on `folded-steps` each stage's audit entries, record and
-notifications go in one activity, and an update that ends a stage has its entry stored with the
-next stage's; an inbox recipient, so no push), patch markers (1, with its upsert), timers (3, each
-cancelled by an update), updates (3), search attribute upserts, one continue-as-new, no signals
-(the share workflow has none), on the same sandboxed runner; but no codec, no store, no crypto
+Same count of activities (10: each stage's audit entries, record and notifications go in one
+activity, and an update that ends a stage has its entry stored with the next stage's; an inbox
+recipient, so no push), no patch markers, timers (3, each cancelled by an update), updates (3),
+search attribute upserts, one continue-as-new, no signals (the share workflow has none), on the
+same sandboxed runner; but no codec, no store, no crypto
 and empty activities. What the share workflow costs beyond this is the cost of Safeshare's own
 work.
 """
@@ -41,7 +41,6 @@ class BaselineWorkflow:
     async def run(self, run: int) -> str:
         if run == 1:
             await self._act("accept_request")
-            await self._patched("folded")
             await self._enter("consent")
             await self._wait(lambda: self.consented, timedelta(days=5))
             await self._enter("manager_review")
@@ -100,12 +99,6 @@ class BaselineWorkflow:
     async def _act(self, step: str) -> None:
         await workflow.execute_activity(nothing, step, **_ACT)
 
-    async def _patched(self, change: str) -> None:
-        # The share workflow checks one patch on current code (`folded-steps`, which implies the
-        # three before it): a marker and the SDK's upsert of TemporalChangeVersion.
-        workflow.patched(change)
-        workflow.upsert_search_attributes([STAGE.value_set(self.stage)])
-
     async def _enter(self, stage: str, act: bool = True) -> None:
         if act:
             await self._act(f"{stage}_started")
@@ -129,9 +122,9 @@ async def main() -> None:
 
 
 def worker_options() -> dict:
-    from workers import worker_tuning
+    from clients import Settings
 
-    return worker_tuning(os.environ)
+    return Settings.from_env().worker_tuning
 
 
 if __name__ == "__main__":

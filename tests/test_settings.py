@@ -1,5 +1,6 @@
-"""Connection and process settings: Temporal's environment configuration (address, namespace,
-TLS / mTLS, API key, profiles) under the codec, and bad values refused by the variable's name."""
+"""Connection and process settings: one model of every variable (each read, each bad value exiting
+2 named, one spelling of true/false, all in the README), and Temporal's environment configuration
+(address, namespace, TLS / mTLS, API key, profiles) under the codec."""
 
 from __future__ import annotations
 
@@ -9,13 +10,28 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.service import TLSConfig
 from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner
 
 from clients import Settings, SettingsError, connect, create_deployment_keys, open_codec
+from clients._env_types import expected
+from workers.cli import app
 
 SAFESHARE = str(Path(sys.executable).parent / "safeshare")
+ROOT = Path(__file__).resolve().parent.parent
+# The variables the model reads itself, by field (the rest are Temporal's envconfig).
+OWN_VARIABLES = {name: variables for name, variables in Settings.variables().items()
+                 if Settings.model_fields[name].validation_alias is not None}
+
+
+def empty_profile(tmp_path: Path) -> Path:
+    """Temporal's configuration isolated from the machine's own profile file."""
+    path = tmp_path / "empty.toml"
+    path.write_text("")
+    return path
 
 
 @pytest.fixture
@@ -72,27 +88,160 @@ def test_environment_variables_override_the_profile_and_an_api_key_turns_tls_on(
     assert "k-123" not in repr(Settings.from_env(env))  # settings may be logged; the key never is
 
 
-def test_the_existing_settings_keep_their_defaults_and_variables(tmp_path: Path) -> None:
-    """Nothing set: the one-machine stack's values, as before envconfig."""
+def test_nothing_set_gives_the_one_machine_stack(tmp_path: Path) -> None:
+    """Nothing set: the one-machine stack's values, an unversioned worker, tracing off."""
     empty = tmp_path / "empty.toml"
     empty.write_text("")
     s = Settings.from_env({"TEMPORAL_CONFIG_FILE": str(empty)})
     assert (s.temporal_address, s.namespace, s.codec_port, s.task_queue) == ("localhost:7233", "default", 8234,
                                                                              "safeshare")
-    assert (s.metrics_port, s.tracing) == (None, "none")
+    assert (s.metrics_port, s.tracing, s.smtp_host, s.smtp_starttls) == (None, "none", None, False)
+    assert (s.build_id, s.deployment_name) == (None, "safeshare")
+    assert s.home == Path("var").resolve()
+    assert s.database_url == f"sqlite+aiosqlite:///{s.home / 'safeshare.db'}"
+    assert s.keys_url == f"sqlite+aiosqlite:///{s.home / 'keys' / 'vault.db'}"
+    assert s.worker_tuning == {"max_cached_workflows": 300}
     assert s.connect_config() == {"target_host": "localhost:7233", "namespace": "default"}
-    s = Settings.from_env({"TEMPORAL_CONFIG_FILE": str(empty), "SAFESHARE_CODEC_PORT": "9000",
-                           "SAFESHARE_METRICS_PORT": "9464", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
-                           "SAFESHARE_TASK_QUEUE": "tq"})
-    assert (s.codec_port, s.metrics_port, s.tracing, s.task_queue) == (9000, 9464, "otlp", "tq")
+
+
+def given(tmp_path: Path) -> dict[str, tuple[str, object]]:
+    """For each field the model reads, a value unlike its default and what it becomes."""
+    home = tmp_path / "home"
+    store, vault = "postgresql+asyncpg://safeshare@db:5432/safeshare", "sqlite+aiosqlite:////srv/vault.db"
+    return {
+        "home": (str(home), home), "database_url": (store, store), "keys_url": (vault, vault),
+        "key_cache_seconds": ("0", 0.0), "task_queue": ("tq", "tq"), "smtp_host": ("mail.example", "mail.example"),
+        "smtp_port": ("587", 587), "smtp_from": ("noreply@example.org", "noreply@example.org"),
+        "smtp_starttls": ("true", True), "webhook_timeout": ("2.5", 2.5), "checkpoint_every": ("7", 7),
+        "checkpoint_interval": ("60", 60.0), "codec_port": ("9000", 9000),
+        "ui_origins": ("https://ui.example, http://localhost:8080", ("https://ui.example", "http://localhost:8080")),
+        "metrics_port": ("9464", 9464), "metrics_host": ("192.0.2.7", "192.0.2.7"), "census_seconds": ("0", 0.0),
+        "otlp_endpoint": ("http://collector:4318", "http://collector:4318"), "tracing": ("console", "console"),
+        "max_cached_workflows": ("0", 0), "max_concurrent_workflow_tasks": ("5", 5),
+        "max_concurrent_activities": ("50", 50), "build_id": ("b-2026.1", "b-2026.1"),
+        "deployment_name": ("safeshare-eu", "safeshare-eu"),
+    }
+
+
+def test_every_variable_is_read_into_its_field(tmp_path: Path) -> None:
+    """Each variable the model names reaches the process: a new field without a value here fails."""
+    values = given(tmp_path)
+    assert set(values) == set(OWN_VARIABLES)
+    env = {OWN_VARIABLES[name][0]: raw for name, (raw, _) in values.items()}
+    s = Settings.from_env({**env, "TEMPORAL_CONFIG_FILE": str(empty_profile(tmp_path))})
+    assert {name: getattr(s, name) for name in values} == {name: parsed for name, (_, parsed) in values.items()}
+    assert s.worker_tuning == {"max_cached_workflows": 0, "max_concurrent_workflow_tasks": 5,
+                               "max_concurrent_activities": 50}
+    with pytest.raises(ValidationError):
+        s.task_queue = "other"  # type: ignore[misc]  # frozen: what a process was started with stays
+
+
+def test_an_empty_variable_counts_as_unset(tmp_path: Path) -> None:
+    """Compose's `${X:-}` gives an empty string: it means the default, for every variable alike."""
+    empty = {"TEMPORAL_CONFIG_FILE": str(empty_profile(tmp_path))}
+    unset = Settings.from_env(empty)
+    blank = Settings.from_env({**empty, **{v: "" for names in OWN_VARIABLES.values() for v in names}})
+    assert blank == unset
+
+
+def test_an_otlp_endpoint_turns_tracing_on_and_the_traces_one_wins(tmp_path: Path) -> None:
+    """OpenTelemetry's own rules: an endpoint means otlp unless an exporter is named; the
+    traces-specific endpoint over the general one."""
+    base = {"TEMPORAL_CONFIG_FILE": str(empty_profile(tmp_path)), "OTEL_EXPORTER_OTLP_ENDPOINT": "http://all:4318"}
+    assert (Settings.from_env(base).tracing, Settings.from_env(base).otlp_endpoint) == ("otlp", "http://all:4318")
+    s = Settings.from_env({**base, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://traces:4318"})
+    assert s.otlp_endpoint == "http://traces:4318"
+    assert Settings.from_env({**base, "OTEL_TRACES_EXPORTER": "none"}).tracing == "none"
+
+
+# A value each type refuses, by what the type expects; free text and paths refuse nothing an
+# environment can hold. Each bad value is distinctive, so an echo of it would be seen.
+BAD = {
+    "expected a port number from 1 to 65535": "99999",
+    "expected true or false": "yes",
+    "expected a positive number of seconds": "-7.5",
+    "expected a number of seconds, 0 or more": "soon",
+    "expected a whole number, 1 or more": "-3",
+    "expected a whole number, 0 or more": "many",
+    "expected none, console or otlp": "jaeger",
+    "an SQLAlchemy URL with an async driver expected, e.g. sqlite+aiosqlite:///path or "
+    "postgresql+asyncpg://user@host/db": "postgresql://safeshare:secret-password@db/safeshare",
+    "expected origins separated by commas, each scheme://host[:port] (no path, no trailing slash), e.g. "
+    "http://localhost:8233": "http://localhost:8233,http://ui.example/path",
+}
+FREE = {"expected text", "expected a directory path"}
+
+
+def test_every_variable_type_has_a_value_it_refuses() -> None:
+    """A new type of variable comes with a bad value for the test below, or is declared free."""
+    kinds = {expected(Settings.model_fields[name]) for name in OWN_VARIABLES}
+    assert kinds - FREE <= set(BAD) and kinds >= FREE
+
+
+REFUSABLE = [(variable, expected(Settings.model_fields[name]))
+             for name, variables in OWN_VARIABLES.items() for variable in variables
+             if expected(Settings.model_fields[name]) in BAD]
+
+
+@pytest.mark.parametrize(("variable", "kind"), REFUSABLE, ids=[v for v, _ in REFUSABLE])
+def test_each_bad_value_exits_2_naming_the_variable(variable: str, kind: str, tmp_path: Path) -> None:
+    """Operators fix configuration from the message alone: the variable and what it must hold,
+    never the value (a database URL holds a password)."""
+    env = {"SAFESHARE_HOME": str(tmp_path), "TEMPORAL_CONFIG_FILE": str(empty_profile(tmp_path)),
+           variable: BAD[kind]}
+    result = CliRunner().invoke(app, ["status", "r-1"], env=env)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: {variable}: {kind}\n"
+    assert BAD[kind] not in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("spelling", ["True", "TRUE", "1", "0", "yes", "no", "on", "off", " true", "false "])
+@pytest.mark.parametrize("variable", ["SAFESHARE_SMTP_STARTTLS", "TEMPORAL_TLS"])
+def test_true_and_false_have_one_spelling(variable: str, spelling: str, tmp_path: Path) -> None:
+    """`true` and `false`, nothing else, for Safeshare's switches and Temporal's: a `0` that meant
+    off here and on there would be a silent mistake."""
+    env = {"TEMPORAL_CONFIG_FILE": str(empty_profile(tmp_path))}
+    with pytest.raises(SettingsError, match=f"^{variable}: expected true or false$"):
+        Settings.from_env({**env, variable: spelling})
+
+
+def test_true_and_false_are_that_spelling(tmp_path: Path) -> None:
+    env = {"TEMPORAL_CONFIG_FILE": str(empty_profile(tmp_path))}
+    assert Settings.from_env({**env, "SAFESHARE_SMTP_STARTTLS": "true"}).smtp_starttls is True
+    assert Settings.from_env({**env, "SAFESHARE_SMTP_STARTTLS": "false"}).smtp_starttls is False
+    assert Settings.from_env({**env, "TEMPORAL_TLS": "true"}).connect_config()["tls"]
+    assert not Settings.from_env({**env, "TEMPORAL_TLS": "false"}).connect_config().get("tls")
+
+
+def test_every_bad_variable_is_named_at_once(tmp_path: Path) -> None:
+    """One run tells an operator everything that is wrong, not one mistake per restart."""
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"TEMPORAL_CONFIG_FILE": str(empty_profile(tmp_path)), "SAFESHARE_CODEC_PORT": "http",
+                           "SAFESHARE_CENSUS_SECONDS": "-1", "TEMPORAL_ADDRESS": "http://temporal"})
+    assert [p.split(":")[0] for p in refused.value.problems] == [
+        "SAFESHARE_CODEC_PORT", "SAFESHARE_CENSUS_SECONDS", "TEMPORAL_ADDRESS"]
+
+
+def test_a_database_password_is_never_shown(tmp_path: Path) -> None:
+    """Settings may be logged: neither database URL appears in their repr."""
+    s = Settings.from_env({"TEMPORAL_CONFIG_FILE": str(empty_profile(tmp_path)),
+                           "SAFESHARE_DATABASE_URL": "postgresql+asyncpg://u:store-pw@db/s",
+                           "SAFESHARE_KEYS_URL": "postgresql+asyncpg://u:vault-pw@keys/k"})
+    assert "store-pw" not in repr(s) and "vault-pw" not in repr(s)
+    assert s.database_url == "postgresql+asyncpg://u:store-pw@db/s"
+
+
+def test_the_readme_lists_every_variable() -> None:
+    """Documentation moves with the code: README's Configuration table names each variable."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Configuration"):].split("\n## ", 1)[0]
+    missing = [v for variables in Settings.variables().values() for v in variables if f"`{v}`" not in section]
+    assert missing == []
 
 
 @pytest.mark.parametrize(("env", "named"), [
     ({"TEMPORAL_TLS": "maybe"}, "TEMPORAL_TLS"),
-    ({"SAFESHARE_CODEC_PORT": "http"}, "SAFESHARE_CODEC_PORT"),
-    ({"SAFESHARE_METRICS_PORT": "70000"}, "SAFESHARE_METRICS_PORT"),
-    ({"SAFESHARE_CENSUS_SECONDS": "soon"}, "SAFESHARE_CENSUS_SECONDS"),
-    ({"OTEL_TRACES_EXPORTER": "jaeger"}, "OTEL_TRACES_EXPORTER"),
+    ({"TEMPORAL_ADDRESS": "http://temporal:7233"}, "TEMPORAL_ADDRESS"),
     ({"TEMPORAL_CONFIG_FILE": "/nonexistent/temporal.toml"}, "TEMPORAL_CONFIG_FILE"),
     ({"TEMPORAL_PROFILE": "staging"}, "TEMPORAL_PROFILE"),
     ({"TEMPORAL_TLS_CLIENT_CERT_PATH": "/nonexistent/c.pem", "TEMPORAL_TLS_CLIENT_KEY_PATH": "/nonexistent/k.pem"},
@@ -101,14 +250,12 @@ def test_the_existing_settings_keep_their_defaults_and_variables(tmp_path: Path)
     ({"TEMPORAL_API_KEY": "secret-key-value", "TEMPORAL_TLS_CLIENT_CERT_PATH": "CERTS/client.pem",
       "TEMPORAL_TLS_CLIENT_CERT_DATA": "x"}, "TEMPORAL_TLS_CLIENT_CERT"),
 ])
-def test_a_bad_value_is_refused_naming_the_variable(
+def test_a_bad_temporal_value_is_refused_naming_the_variable(
     env: dict[str, str], named: str, tmp_path: Path, certs: Path
 ) -> None:
-    """Operators fix configuration from the message alone; it never repeats a secret."""
+    """Temporal's envconfig, checked the same way: the variable named, a secret never repeated."""
     env = {k: v.replace("CERTS", str(certs)) for k, v in env.items()}
-    if "TEMPORAL_CONFIG_FILE" not in env:
-        (tmp_path / "empty.toml").write_text("")
-        env["TEMPORAL_CONFIG_FILE"] = str(tmp_path / "empty.toml")
+    env.setdefault("TEMPORAL_CONFIG_FILE", str(empty_profile(tmp_path)))
     with pytest.raises(SettingsError) as refused:
         Settings.from_env(env)
     assert named in str(refused.value)

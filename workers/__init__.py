@@ -2,7 +2,7 @@
 
 from ._home import agency_keys, end_retention_at_record, ensure_demo_home, load_home
 from ._logging import configure_logging
-from ._worker import RUNNER, channels, run_worker, running_worker, worker_tuning
+from ._worker import RUNNER, channels, run_worker, running_worker
 
 __all__ = [
     "RUNNER",
@@ -14,5 +14,4 @@ __all__ = [
     "load_home",
     "run_worker",
     "running_worker",
-    "worker_tuning",
 ]
