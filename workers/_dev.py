@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import signal
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import structlog
@@ -24,6 +24,9 @@ from ._worker import run_worker
 log = structlog.get_logger("safeshare.dev")
 
 TEMPORAL = Path(sys.executable).parent / "temporal"
+# The dev stack's worker is versioned as production's are (docs/VERSIONING.md): unless
+# SAFESHARE_BUILD_ID says otherwise, its build is the project's version, made current at start.
+DEV_BUILD_ID = importlib.metadata.version("safeshare")
 
 
 def dev_server_args(settings: Settings, port: int, ui_port: int) -> list[str]:
@@ -74,7 +77,8 @@ class Observed:
 
 
 async def run_dev(settings: Settings, port: int, ui_port: int) -> None:
-    settings = replace(settings, temporal_address=f"127.0.0.1:{port}")
+    settings = settings.model_copy(
+        update={"temporal_address": f"127.0.0.1:{port}", "build_id": settings.build_id or DEV_BUILD_ID})
     if ensure_demo_home(settings):
         log.info("demo_home_created", home=str(settings.home))
     stop = _stop_on_signals()
@@ -94,7 +98,7 @@ async def run_dev(settings: Settings, port: int, ui_port: int) -> None:
             client = await _connect_when_ready(settings, proc, codec, observed)
             log.info("stack_ready", temporal=settings.temporal_address, ui=f"http://127.0.0.1:{ui_port}",
                      codec_server=f"http://127.0.0.1:{settings.codec_port}")
-            await run_worker(client, settings, stop)
+            await run_worker(client, settings, stop, current=True)
         finally:
             await codec_server.cleanup()
             await codec.vault.close()

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
+from temporalio.api.workflowservice.v1 import SetWorkerDeploymentCurrentVersionRequest
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import crypto
@@ -45,35 +47,66 @@ def channels(settings: Settings) -> Channels:
         email = MailDirSender(settings.mail_dir, settings.smtp_from)
     webhook = WebhookSender(crypto.read_secret(settings.webhook_secret_file), settings.webhook_timeout)
     return Channels(email=email, webhook=webhook)
-# Worker options an operator may tune, from the environment (docs/PERFORMANCE.md says how they
-# were measured). Unset, the SDK's defaults apply, except the sticky cache: each cached workflow
-# holds its sandbox (a few hundred KB), and thousands of requests park for years: measured with
-# 10,000 parked, 500 held a worker at 313 MB; 300 plateaus near 245 MB. An evicted request is
-# replayed (its run's events) when it wakes, once, years later.
-TUNING = {
-    "SAFESHARE_MAX_CACHED_WORKFLOWS": "max_cached_workflows",
-    "SAFESHARE_MAX_CONCURRENT_WORKFLOW_TASKS": "max_concurrent_workflow_tasks",
-    "SAFESHARE_MAX_CONCURRENT_ACTIVITIES": "max_concurrent_activities",
-}
-DEFAULT_TUNING = {"max_cached_workflows": 300}
 
 
-def worker_tuning(env: Mapping[str, str] = os.environ) -> dict[str, int]:
-    return DEFAULT_TUNING | {option: int(env[var]) for var, option in TUNING.items() if env.get(var)}
+# Worker Versioning (docs/VERSIONING.md). A request auto-upgrades: it moves to the Current Version
+# at its next workflow task, so changes to what open requests replay are patched. Pinning is not an
+# option: a request awaiting an overdue manager waits without end, and its build would have to
+# keep running as long.
+VERSIONING_BEHAVIOR = VersioningBehavior.AUTO_UPGRADE
+
+
+def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
+    """The worker's Worker Deployment Version when it is given a build id (SAFESHARE_BUILD_ID);
+    None, an unversioned worker, otherwise (the time-skipping test server has no deployments)."""
+    if settings.build_id is None:
+        return None
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(deployment_name=settings.deployment_name, build_id=settings.build_id),
+        use_worker_versioning=True,
+        default_versioning_behavior=VERSIONING_BEHAVIOR,
+    )
+
+
+async def make_current(client: Client, version: WorkerDeploymentVersion, timeout: float = 30) -> None:
+    """Make `version` its deployment's Current Version: new requests start on it, and open ones move
+    to it at their next workflow task. The server learns of a version from its workers' polls, and
+    refuses until then (`temporal worker deployment set-current-version` does the same)."""
+    request = SetWorkerDeploymentCurrentVersionRequest(
+        namespace=client.namespace, deployment_name=version.deployment_name, build_id=version.build_id,
+        identity=client.identity,
+    )
+    refused: RPCError | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                try:
+                    await client.workflow_service.set_worker_deployment_current_version(request)
+                    return
+                except RPCError as err:
+                    if err.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+                        raise
+                    refused = err
+                await asyncio.sleep(0.1)  # its workers' first polls are on their way
+    except TimeoutError:
+        raise RuntimeError(f"build {version.build_id} not made current: {refused}") from None
 
 
 @asynccontextmanager
 async def running_worker(
-    client: Client, settings: Settings, task_queue: str = TASK_QUEUE
+    client: Client, settings: Settings, task_queue: str = TASK_QUEUE, *, current: bool = False
 ) -> AsyncIterator[Worker]:
+    """The worker, polling `task_queue`; with `current`, its build (if it has one) is made the
+    deployment's Current Version once it polls, as `make run` does."""
     directory, policy, store_key = load_home(settings)
     audit_key, ring = crypto.SigningKey.load(settings.audit_key_file), crypto.KeyRing.load(settings.codec_ring_file)
     with database("store", "SAFESHARE_DATABASE_URL"):
         store = await Store.open(settings.database_url, store_key, audit_key=audit_key,
                                  checkpoint_every=settings.checkpoint_every)
     with database("key vault", "SAFESHARE_KEYS_URL"):
-        vault = await crypto.HistoryKeys.open(settings.keys_url, ring)
+        vault = await crypto.HistoryKeys.open(settings.keys_url, ring, settings.key_cache_seconds)
     acts = ShareActivities(store, directory, policy, agency_keys(settings), vault, channels(settings))
+    versioning = deployment_config(settings)
     try:
         async with (
             beside(_checkpoint_every(store, settings.checkpoint_interval)),
@@ -92,10 +125,14 @@ async def running_worker(
                 ],
                 interceptors=[refusals, BindActivityContext(), StoreFailures()],
                 workflow_runner=RUNNER,
-                **worker_tuning(),
+                deployment_config=versioning,
+                **settings.worker_tuning,
             )
             async with worker, census(client, settings):
+                if current and versioning is not None:
+                    await make_current(client, versioning.version)
                 log.info("worker_started", task_queue=task_queue, namespace=client.namespace,
+                         version=versioning.version.to_canonical_string() if versioning else None,
                          email_channel="smtp" if settings.smtp_host else "mail_dir", store=store.dialect,
                          metrics_port=settings.metrics_port, tracing=settings.tracing)
                 yield worker
@@ -124,6 +161,6 @@ async def _checkpoint_every(store: Store, seconds: float) -> None:
         await _checkpoint(store)
 
 
-async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) -> None:
-    async with running_worker(client, settings, settings.task_queue):
+async def run_worker(client: Client, settings: Settings, stop: asyncio.Event, *, current: bool = False) -> None:
+    async with running_worker(client, settings, settings.task_queue, current=current):
         await stop.wait()
