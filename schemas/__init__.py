@@ -59,7 +59,18 @@ from ._request import (
     Subject,
     ThirdParty,
 )
-from ._search import SEARCH_ATTRIBUTES, TASK_QUEUE, WORKFLOW_ID_PREFIX, request_id_of, visibility_query, workflow_id
+from ._search import (
+    SEARCH_ATTRIBUTES,
+    TASK_QUEUE,
+    WORKFLOW_ID_PREFIX,
+    WORKFLOW_TYPE,
+    QueryName,
+    SearchKey,
+    UpdateName,
+    request_id_of,
+    visibility_query,
+    workflow_id,
+)
 from ._withhold import WITHHELD, Withheld, Withholder
 
 __all__ = [
@@ -70,6 +81,7 @@ __all__ = [
     "UNSAFE_TO_INFORM_GROUNDS",
     "WITHHELD",
     "WORKFLOW_ID_PREFIX",
+    "WORKFLOW_TYPE",
     "AckAction",
     "Agency",
     "AgencyId",
@@ -105,10 +117,12 @@ __all__ = [
     "Purpose",
     "PushInput",
     "PushResult",
+    "QueryName",
     "Receipt",
     "RequestAt",
     "RequestId",
     "RetentionRule",
+    "SearchKey",
     "ShareInput",
     "ShareRequest",
     "ShareState",
@@ -122,6 +136,7 @@ __all__ = [
     "Subject",
     "ThirdParty",
     "Tombstone",
+    "UpdateName",
     "Urgency",
     "Withheld",
     "Withholder",

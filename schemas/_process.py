@@ -124,8 +124,8 @@ class AckAction(Signed):
 class HoldAction(_Frozen):
     hold: bool = Field(description="True to place a legal hold, False to release it")
     reason: NonEmptyText = Field(description="Why (e.g. litigation, an inquiry)")
-    # Optional only so that holds in histories recorded before it was kept still decode on
-    # replay; the workflow refuses a new hold or release without it.
+    # Optional in the model so that a hold without it reaches the workflow's rules, which refuse
+    # it naming the field.
     by: ContactId | None = Field(
         default=None, description="The discloser's DPO or manager placing or releasing the hold"
     )
@@ -301,8 +301,8 @@ class DecisionRecord(_Frozen):
 
 
 class StepsInput(_Frozen):
-    """What the workflow has to record since it last did, stored in one transaction
-    (`folded-steps`): audited steps, the decision record as it now stands, an acknowledgement."""
+    """What the workflow has to record since it last did, stored in one transaction: audited
+    steps, the decision record as it now stands, an acknowledgement (workflows/_steps.py)."""
 
     request_id: RequestId
     events: list[EventInput] = Field(default_factory=list)
@@ -356,12 +356,6 @@ class ShareState(BaseModel, extra="forbid"):
     challenges: int = 0
     deleted_at: datetime | None = None
     steps: int = Field(default=0, description="Counter behind each audited step's idempotency key")
-    lean_history: bool = Field(
-        default=False, description="Set once `lean-history` is seen: later runs need not check the patch again"
-    )
-    folded_steps: bool = Field(
-        default=False, description="Set once `folded-steps` is seen: later runs need not check the patch again"
-    )
 
 
 class ShareInput(_Frozen):

@@ -1,19 +1,54 @@
-"""The search attributes operators filter on. None of them may ever hold personal data."""
+"""The names a share request's workflow is reached by: its type and task queue, its Updates and
+Queries, its search attributes and workflow ids. The workflow and every client use these, so each
+name is written once. No search attribute may ever hold personal data."""
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import Final, Literal
 
+from temporalio.common import SearchAttributeKey
+
+WORKFLOW_TYPE: Final = "ShareRequest"
+
+
+class UpdateName:
+    """The actors' actions, each a Workflow Update of this name."""
+
+    CONSENT: Final = "record_consent"
+    OVERRIDE: Final = "record_override"
+    DECIDE: Final = "decide"
+    ACKNOWLEDGE: Final = "acknowledge"
+    LEGAL_HOLD: Final = "legal_hold"
+    CHALLENGE: Final = "challenge"
+
+
+class QueryName:
+    STATUS: Final = "status"
+    REQUEST_SHA256: Final = "request_sha256"
+
+
+class SearchKey:
+    """The search attributes operators filter on, typed."""
+
+    STAGE: Final = SearchAttributeKey.for_keyword("ShareStage")
+    OUTCOME: Final = SearchAttributeKey.for_keyword("ShareOutcome")
+    URGENCY: Final = SearchAttributeKey.for_keyword("Urgency")
+    DISCLOSING: Final = SearchAttributeKey.for_keyword("DisclosingAgency")
+    RECIPIENT: Final = SearchAttributeKey.for_keyword("RecipientAgency")
+    CONSENT_BASIS: Final = SearchAttributeKey.for_keyword("ConsentBasis")
+    TIER: Final = SearchAttributeKey.for_int("EscalationTier")
+    OVERDUE: Final = SearchAttributeKey.for_bool("Overdue")
+    RETENTION_UNTIL: Final = SearchAttributeKey.for_datetime("RetentionUntil")
+    ALL: Final = (STAGE, OUTCOME, URGENCY, DISCLOSING, RECIPIENT, CONSENT_BASIS, TIER, OVERDUE, RETENTION_UNTIL)
+
+
+_KIND: dict[type, Literal["Keyword", "Int", "Bool", "Datetime"]] = {
+    str: "Keyword", int: "Int", bool: "Bool", datetime: "Datetime",
+}
+# Name and type of each, as the server registers them.
 SEARCH_ATTRIBUTES: dict[str, Literal["Keyword", "Int", "Bool", "Datetime"]] = {
-    "ShareStage": "Keyword",
-    "ShareOutcome": "Keyword",
-    "Urgency": "Keyword",
-    "DisclosingAgency": "Keyword",
-    "RecipientAgency": "Keyword",
-    "ConsentBasis": "Keyword",
-    "EscalationTier": "Int",
-    "Overdue": "Bool",
-    "RetentionUntil": "Datetime",
+    key.name: _KIND[key.value_type] for key in SearchKey.ALL
 }
 
 TASK_QUEUE = "safeshare"

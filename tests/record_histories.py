@@ -3,8 +3,8 @@
 Each path runs on the time-skipping server with a fresh demo home; the histories are saved
 encrypted, exactly as a production server holds them, and the codec keys that decrypt them (the
 ring and the history-key vault: test fixtures, never real keys) are kept next to them.
-Each recording is a new set (`tests/histories/<set>/`, with its own keys); older sets stay and
-keep replaying: a history recorded before a change must still replay after it (docs/VERSIONING.md).
+Each recording is a set of its own (`tests/histories/<set>/`, with its own keys), never
+overwritten: every set is replayed by every test run (docs/VERSIONING.md says when one is added).
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ async def record(out: Path) -> list[str]:
             directory, _, store_key = load_home(settings)
             store = await Store.open(settings.database_url, store_key)
             client = TrackingClient(temporal, directory, f"record-{uuid.uuid4()}")
-            client.started, client.settings = [], settings
+            client.started, client.settings, client.clock = [], settings, env.get_current_time
             async with running_worker(temporal, settings, client.task_queue):
                 stack = Stack(env, client, store, settings, codec)
                 for name, path in PATHS.items():
@@ -167,7 +167,7 @@ async def record(out: Path) -> list[str]:
 
 
 def main() -> None:
-    """`make histories NAME=v2-something`: a new set beside the old ones, which stay and replay."""
+    """`make histories NAME=v2-what-changed`: a new set beside the others, which stay and replay."""
     if len(sys.argv) != 2 or not sys.argv[1].replace("-", "").isalnum():
         sys.exit("usage: python -m tests.record_histories SET_NAME (letters, digits, dashes)")
     out = HISTORIES / sys.argv[1]

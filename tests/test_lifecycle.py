@@ -9,9 +9,8 @@ import pytest
 
 import crypto
 from clients import Refused
-from schemas import AckAction, ConsentAction, DecisionAction, HoldAction, OverrideAction
+from schemas import AckAction, ConsentAction, DecisionAction, HoldAction, OverrideAction, SearchKey
 from store import ContentDestroyed
-from workflows._share import STAGE
 
 from .conftest import Stack
 
@@ -24,12 +23,12 @@ def in_stage(*stages: str):
 
 async def open_bundle(stack: Stack, request_id: str, agency: str) -> dict:
     row = await stack.store.delivery(request_id)
-    assert row is not None and row["recipient"] == agency
+    assert row is not None and row.recipient == agency
     directory = stack.client.directory
     keys = crypto.AgencyKeys.load(stack.settings.agency_key_file(agency))
     _, plaintext = crypto.open_bundle(
-        row["bundle"], recipient=agency, keys=keys,
-        sender_public_b64=directory.agency(row["sender"]).signing_public_key,
+        row.bundle, recipient=agency, keys=keys,
+        sender_public_b64=directory.agency(row.sender).signing_public_key,
     )
     return json.loads(plaintext)
 
@@ -41,7 +40,7 @@ async def record(stack: Stack, request_id: str) -> dict:
 
 
 async def notified(stack: Stack, request_id: str) -> list[tuple[str, str]]:
-    return [(r["kind"], r["to_contact"]) for r in await stack.store.outbox_for(request_id)]
+    return [(r.kind, r.to_contact) for r in await stack.store.outbox_for(request_id)]
 
 
 async def test_consent_given_request_is_shared_acknowledged_retained_and_deleted(stack: Stack) -> None:
@@ -56,7 +55,7 @@ async def test_consent_given_request_is_shared_acknowledged_retained_and_deleted
     assert status.awaiting.from_whom == ["np-dsl"] and status.escalation_tier == 1
     await stack.client.decide(rid, DecisionAction(decision="approve", manager="np-dsl", reason="proportionate"))
     await stack.until(rid, in_stage("receipt"))
-    # The recipient takes delivery from its inbox (`lean-history`): sealed, nothing pushed.
+    # The recipient takes delivery from its inbox: sealed, nothing pushed.
     history = await stack.client.handle(rid).fetch_history()
     scheduled = {e.activity_task_scheduled_event_attributes.activity_type.name
                  for e in history.events if e.HasField("activity_task_scheduled_event_attributes")}
@@ -76,25 +75,25 @@ async def test_consent_given_request_is_shared_acknowledged_retained_and_deleted
     assert rec["categories_shared"] == ["attendance", "behaviour"]
     assert rec["acknowledged_at"] is not None and rec["deleted_at"] is None
     assert "Monday" not in json.dumps(rec)  # hashes, never content
-    # `folded-steps`: each stage's audit entries, record and acknowledgement are stored by one
-    # activity, which sent the notifications too; every step is in the audit trail once.
+    # Each stage's audit entries, record and acknowledgement are stored by one activity, which
+    # sent the notifications too; every step is in the audit trail once.
     history = await stack.client.handle(rid).fetch_history()
     scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name
                  for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
     assert set(scheduled) == {"accept_request", "record_steps", "seal_and_deliver"}, scheduled
     assert len(scheduled) == 7 and len(history.events) < 100, (len(scheduled), len(history.events))
-    steps = [int(e["step"].split("-")[0]) for e in await stack.store.audit_trail(rid)]
+    steps = [int(e.step.split("-")[0]) for e in await stack.store.audit_trail(rid)]
     assert sorted(steps) == list(range(1, len(steps) + 1)) and len(steps) >= 9
-    assert all(r["sent_at"] is not None for r in await stack.store.outbox_for(rid))
-    [row] = [r for r in await stack.store.inbox_for("county-childrens-services") if r["request_id"] == rid]
-    assert row["acknowledged_at"] is not None
+    assert all(r.sent_at is not None for r in await stack.store.outbox_for(rid))
+    [row] = [r for r in await stack.store.inbox_for("county-childrens-services") if r.request_id == rid]
+    assert row.acknowledged_at is not None
 
     final = await stack.run_to_end(rid)  # years pass here
     assert final.stage == "deleted"
     assert timedelta(0) <= final.deleted_at - disposal < timedelta(days=2)
     with pytest.raises(ContentDestroyed):
         await stack.store.get_request(rid)
-    assert (await stack.store.delivery(rid))["bundle"] is None
+    assert (await stack.store.delivery(rid)).bundle is None
     tomb = await record(stack, rid)
     assert datetime.fromisoformat(tomb["deleted_at"]) == final.deleted_at and tomb["outcome"] == "shared"
 
@@ -154,7 +153,7 @@ async def test_emergency_is_shared_at_once_and_awaits_retrospective_review(stack
     assert status.awaiting.what == "manager_decision" and status.awaiting.from_whom == ["rp-sergeant"]
     delivery = await stack.store.delivery(rid)
     assert delivery is not None
-    assert delivery["delivered_at"] - started < timedelta(hours=1)  # the emergency manager_wait
+    assert delivery.delivered_at - started < timedelta(hours=1)  # the emergency manager_wait
     bundle = await open_bundle(stack, rid, "county-childrens-services")
     # Golden rule 5: the protected caller's identity is withheld, everywhere in the content.
     assert "Jordan" not in json.dumps(bundle) and bundle["withheld_identities"] == 1
@@ -239,8 +238,8 @@ async def test_legal_hold_defers_deletion_until_released(stack: Stack) -> None:
     # Yearly runs since: the stage stays visible to operators, and the audit trail says once that
     # retention began.
     described = await stack.client.handle(rid).describe()
-    assert described.run_id != first_run and described.typed_search_attributes.get(STAGE) == "retention"
-    events = [e["event"] for e in await stack.store.audit_trail(rid)]
+    assert described.run_id != first_run and described.typed_search_attributes.get(SearchKey.STAGE) == "retention"
+    events = [e.event for e in await stack.store.audit_trail(rid)]
     assert events.count("retention_started") == 1
     await stack.client.hold(rid, HoldAction(hold=False, reason="inquiry closed", by="np-dpo"))
     final = await stack.client.wait(rid)  # already past the date: deletion follows the release

@@ -20,7 +20,7 @@ from temporalio.worker import Replayer
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import crypto
-from schemas import ShareInput, ShareRequest, Status
+from schemas import WORKFLOW_TYPE, QueryName, ShareInput, ShareRequest, Status, UpdateName
 from workers._worker import RUNNER
 from workflows import ShareRequestWorkflow
 
@@ -66,17 +66,27 @@ async def test_recorded_history_replays_on_the_current_workflow(path: Path, tmp_
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 
 
-@workflow.defn(name="ShareRequest")
+def test_the_actors_updates_with_their_validators_and_the_queries_are_registered() -> None:
+    """The handlers are inherited from a base class (workflows/_actors.py); the SDK registers them
+    all the same, each update with its validator, and the replays above run through them."""
+    defn = workflow._Definition.must_from_class(ShareRequestWorkflow)
+    names = {v for k, v in vars(UpdateName).items() if k.isupper()}
+    assert set(defn.updates) == names and all(u.validator is not None for u in defn.updates.values())
+    assert set(defn.queries) == {QueryName.STATUS, QueryName.REQUEST_SHA256}
+
+
+@workflow.defn(name=WORKFLOW_TYPE)
 class ReorderedShareRequest(ShareRequestWorkflow):
-    """An incompatible change: an audited step before intake, without `workflow.patched`."""
+    """An incompatible change: an audited step stored before intake, on the same workflow type."""
 
     @workflow.run
     async def run(self, inp: ShareInput) -> Status:
         return await super().run(inp)
 
-    async def _intake(self, request: ShareRequest) -> None:
-        await self._event("intake_started")
-        await super()._intake(request)
+    async def _accept(self, request: ShareRequest) -> None:
+        self._records.add_step("intake_started")
+        await self._records.store()
+        await super()._accept(request)
 
 
 @pytest.mark.parametrize("recorded", sorted({f.parent for f in FILES}), ids=lambda p: p.name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -27,8 +28,8 @@ async def refusals(stack: Stack, request_id: str, count: int) -> list[dict]:
     """The audited refusals, once the worker has appended `count` of them (waited on, not slept)."""
     async with asyncio.timeout(10):
         while True:
-            trail = [{**e, "data": json.loads(e["data"])} for e in await stack.store.audit_trail(request_id)
-                     if e["event"] == "action_refused"]
+            trail = [{**dataclasses.asdict(e), "data": json.loads(e.data)}
+                     for e in await stack.store.audit_trail(request_id) if e.event == "action_refused"]
             if len(trail) >= count:
                 return trail
             await asyncio.sleep(0.02)
@@ -181,14 +182,8 @@ async def test_key_rotation_keeps_old_payloads_readable_and_encrypts_new_ones_un
 
 
 def _payloads(event) -> list[Payload]:
-    """Every payload in a history event, except search attributes (plaintext, for indexing) and
-    the patch markers of `workflow.patched` (the SDK's core writes their id, a name in our code,
-    without the codec)."""
+    """Every payload in a history event, except search attributes (plaintext, for indexing)."""
     found: list[Payload] = []
-    if event.HasField("marker_recorded_event_attributes") and (
-        event.marker_recorded_event_attributes.marker_name == "core_patch"
-    ):
-        return found
 
     def walk(message) -> None:
         for field, value in message.ListFields():

@@ -31,7 +31,7 @@ from temporalio.service import RPCError
 
 from activities import beside
 from clients import Settings
-from schemas import Stage, visibility_query
+from schemas import WORKFLOW_TYPE, SearchKey, Stage, visibility_query
 
 log = structlog.get_logger("safeshare.telemetry")
 
@@ -75,12 +75,13 @@ def tracing_interceptors(provider: TracerProvider | None) -> Sequence[Intercepto
 
 async def count_by_stage(client: Client) -> tuple[dict[str, int], int]:
     """Open requests per stage, and how many are overdue, from the search attributes."""
-    open_requests = (("WorkflowType", "=", "ShareRequest"), ("ExecutionStatus", "=", "Running"))
+    open_requests = (("WorkflowType", "=", WORKFLOW_TYPE), ("ExecutionStatus", "=", "Running"))
     by_stage = {}
     for stage in STAGES:
-        query = visibility_query(*open_requests, ("ShareStage", "=", stage))
+        query = visibility_query(*open_requests, (SearchKey.STAGE.name, "=", stage))
         by_stage[stage] = (await client.count_workflows(query)).count
-    overdue = (await client.count_workflows(visibility_query(*open_requests, ("Overdue", "=", True)))).count
+    flagged = visibility_query(*open_requests, (SearchKey.OVERDUE.name, "=", True))
+    overdue = (await client.count_workflows(flagged)).count
     return by_stage, overdue
 
 

@@ -1,0 +1,192 @@
+"""The actors' side of a share request: their Updates, checked by the rules, and the Queries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
+from temporalio.exceptions import ApplicationError
+
+from . import _rules as rules
+from ._steps import StageRecords
+
+with workflow.unsafe.imports_passed_through():
+    from schemas import (
+        AckAction,
+        ChallengeAction,
+        ConsentAction,
+        DecisionAction,
+        DecisionEntry,
+        HoldAction,
+        Notice,
+        OverrideAction,
+        QueryName,
+        SearchKey,
+        ShareState,
+        Status,
+        UpdateName,
+        text_sha256,
+    )
+
+
+def _allowed(check: Callable[..., None], *args: Any) -> None:
+    """A rule's refusal as the validator's answer: the actor is told at once and nothing enters
+    the history. The worker's interceptor records it in the audit log by this type."""
+    try:
+        check(*args)
+    except rules.Refusal as refusal:
+        raise ApplicationError(str(refusal), type="Refused", non_retryable=True) from None
+
+
+class ActorActions:
+    """The Updates through which actors act, and the Queries, on the workflow's state.
+
+    Each Update changes the state, adds its audited step, and answers with the status once that
+    step is stored (`StageRecords`). The workflow class inherits these handlers.
+    """
+
+    _s: ShareState
+    _records: StageRecords
+
+    @workflow.query(name=QueryName.REQUEST_SHA256)
+    def request_sha256(self) -> str | None:
+        """The submitted request's digest, so a re-submission with other content is told apart."""
+        return self._s.request_sha256
+
+    @workflow.query(name=QueryName.STATUS)
+    def status(self) -> Status:
+        s = self._s
+        items = s.intake.items if s.intake else []
+        return Status(
+            request_id=s.request_id, stage=s.stage, outcome=s.outcome, urgency=s.urgency,
+            disclosing_agency=s.disclosing_agency, recipient_agency=s.recipient_agency,
+            consent=s.consent, override_ground=s.override_ground,
+            escalation_tier=s.escalation_tier, overdue=s.overdue, awaiting=s.awaiting,
+            approved_items=s.approved_items, acknowledged_at=s.acknowledged_at, held=s.held,
+            retention_until=s.intake.retention_until if s.intake else None, deleted_at=s.deleted_at,
+            items_withholding_identity=[i.id for i in items if i.withholds_identity],
+            items_needing_manual_redaction=[i.id for i in items if i.needs_manual_redaction],
+        )
+
+    @workflow.update(name=UpdateName.CONSENT)
+    async def record_consent(self, action: ConsentAction) -> Status:
+        s = self._s
+        s.consent = action.status
+        notices = []
+        if action.status == "withdrawn" and s.receipt is not None and s.intake is not None:
+            notices.append(Notice(to=s.intake.recipient_contacts, kind="consent_withdrawn",
+                                  awaiting="stop further use that relied on consent"))
+        self._records.add_step(f"consent_{action.status}", actor=action.by, notices=notices)
+        return await self._answer_once_stored()
+
+    @record_consent.validator
+    def _validate_consent(self, action: ConsentAction) -> None:
+        _allowed(rules.check_consent, self._s, action)
+
+    @workflow.update(name=UpdateName.OVERRIDE)
+    async def record_override(self, action: OverrideAction) -> Status:
+        s = self._s
+        s.override_ground, s.override_by, s.override_signature = action.ground, action.by, action.signature
+        self._records.add_step("safeguarding_override", actor=action.by, data={"ground": action.ground},
+                               note=action.reason)
+        return await self._answer_once_stored()
+
+    @record_override.validator
+    def _validate_override(self, action: OverrideAction) -> None:
+        _allowed(rules.check_override, self._s, action, workflow.now())
+
+    @workflow.update(name=UpdateName.DECIDE)
+    async def decide(self, action: DecisionAction) -> Status:
+        s = self._s
+        assert s.intake is not None  # the rules accept no decision before intake
+        kind = "retrospective_review" if s.stage == "retrospective_review" else "approval"
+        s.decisions.append(DecisionEntry(
+            at=workflow.now(), by=action.manager, decision=action.decision, kind=kind,
+            items=action.items, reason_sha256=text_sha256(action.reason), signature=action.signature))
+        notices = []
+        if action.decision == "approve" and kind == "approval":
+            s.approved_items = action.items or [i.id for i in s.intake.items]
+        elif action.decision == "decline" and kind == "approval":
+            s.declined = True
+            s.outcome = "withdrawn" if s.consent == "withdrawn" else "not_shared"
+            notices.append(Notice(to=[s.requested_by], kind="request_declined"))
+        elif action.decision == "decline":
+            notices.append(Notice(to=s.intake.dpo or [m for m, _ in s.intake.managers],
+                                  kind="retrospective_review_concerns",
+                                  awaiting="follow-up of the concerns raised on an emergency share"))
+        self._records.add_step(f"manager_{action.decision}", actor=action.manager,
+                               data={"stage": kind, "items": len(action.items or [])},
+                               note=action.reason, notices=notices)
+        return await self._answer_once_stored()
+
+    @decide.validator
+    def _validate_decision(self, action: DecisionAction) -> None:
+        _allowed(rules.check_decision, self._s, action, workflow.now())
+
+    @workflow.update(name=UpdateName.ACKNOWLEDGE)
+    async def acknowledge(self, action: AckAction) -> Status:
+        s = self._s
+        s.acknowledged_at, s.ack_signature = workflow.now(), action.signature
+        if s.stage in ("receipt", "retention"):  # the only overdue these stages have is the receipt's
+            s.overdue = False
+        self._records.add_acknowledgement(s.acknowledged_at)
+        self._records.add_step("bundle_acknowledged", actor=action.agency)
+        if s.stage == "retention":  # earlier stages write the record when they end
+            self._records.add_decision_record()
+        return await self._answer_once_stored()
+
+    @acknowledge.validator
+    def _validate_acknowledgement(self, action: AckAction) -> None:
+        _allowed(rules.check_acknowledgement, self._s, action, workflow.now())
+
+    @workflow.update(name=UpdateName.LEGAL_HOLD)
+    async def legal_hold(self, action: HoldAction) -> Status:
+        assert action.by is not None  # the rules refuse a hold that does not say who places it
+        self._s.held = action.hold
+        self._records.add_step("legal_hold_placed" if action.hold else "legal_hold_released",
+                               actor=action.by, note=action.reason)
+        return await self._answer_once_stored()
+
+    @legal_hold.validator
+    def _validate_hold(self, action: HoldAction) -> None:
+        _allowed(rules.check_hold, self._s, action)
+
+    @workflow.update(name=UpdateName.CHALLENGE)
+    async def challenge(self, action: ChallengeAction) -> Status:
+        s = self._s
+        assert s.intake is not None
+        s.challenges += 1
+        first = min(t for _, t in s.intake.managers)
+        tier1 = [m for m, t in s.intake.managers if t == first]
+        self._records.add_step("challenge_recorded", actor=action.by, note=action.text, notices=[Notice(
+            to=tier1 + s.intake.dpo, kind="challenge_recorded", awaiting="consideration of the subject's challenge")])
+        return await self._answer_once_stored()
+
+    @challenge.validator
+    def _validate_challenge(self, action: ChallengeAction) -> None:
+        _allowed(rules.check_challenge, self._s, action)
+
+    async def _answer_once_stored(self) -> Status:
+        await self._records.store_before_answer()
+        self._publish()  # an update may change what operators filter on (consent basis, overdue)
+        return self.status()
+
+    def _publish(self) -> None:
+        """Show the state to operators as search attributes: only those that changed, so a step
+        that changes none of them adds nothing to the history. Called once the steps are stored."""
+        s = self._s
+        basis = f"override:{s.override_ground}" if s.override_ground else s.consent
+        pairs: list[SearchAttributeUpdate[Any]] = [
+            SearchKey.STAGE.value_set(s.stage), SearchKey.OUTCOME.value_set(s.outcome),
+            SearchKey.URGENCY.value_set(s.urgency), SearchKey.DISCLOSING.value_set(s.disclosing_agency),
+            SearchKey.RECIPIENT.value_set(s.recipient_agency), SearchKey.CONSENT_BASIS.value_set(basis),
+            SearchKey.TIER.value_set(s.escalation_tier), SearchKey.OVERDUE.value_set(s.overdue),
+        ]
+        if s.intake is not None:
+            pairs.append(SearchKey.RETENTION_UNTIL.value_set(s.intake.retention_until))
+        shown = workflow.info().typed_search_attributes
+        changed = [p for p in pairs if shown.get(p.key) != p.value]
+        if changed:
+            workflow.upsert_search_attributes(changed)
