@@ -11,7 +11,7 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.api.workflowservice.v1 import SetWorkerDeploymentCurrentVersionRequest
 from temporalio.client import Client
-from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.common import WorkerDeploymentVersion
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -49,13 +49,6 @@ def channels(settings: Settings) -> Channels:
     return Channels(email=email, webhook=webhook)
 
 
-# Worker Versioning (docs/VERSIONING.md). A request auto-upgrades: it moves to the Current Version
-# at its next workflow task, so changes to what open requests replay are patched. Pinning is not an
-# option: a request awaiting an overdue manager waits without end, and its build would have to
-# keep running as long.
-VERSIONING_BEHAVIOR = VersioningBehavior.AUTO_UPGRADE
-
-
 def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
     """The worker's Worker Deployment Version when it is given a build id (SAFESHARE_BUILD_ID);
     None, an unversioned worker, otherwise (the time-skipping test server has no deployments)."""
@@ -63,8 +56,9 @@ def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
         return None
     return WorkerDeploymentConfig(
         version=WorkerDeploymentVersion(deployment_name=settings.deployment_name, build_id=settings.build_id),
+        # No default behaviour: the workflow type declares its own (AUTO_UPGRADE), and the SDK
+        # refuses to run a future workflow type that does not.
         use_worker_versioning=True,
-        default_versioning_behavior=VERSIONING_BEHAVIOR,
     )
 
 
