@@ -115,7 +115,7 @@ async def test_a_step_is_recorded_once_with_its_notifications(store: Store) -> N
 
 
 async def test_steps_record_and_acknowledgement_are_stored_together_or_not_at_all(store: Store) -> None:
-    """`folded-steps`: one transaction for a stage's steps, its record and an acknowledgement; a
+    """One transaction for a stage's steps, its record and an acknowledgement (`record_steps`); a
     failure part-way stores none of it, and a retry appends nothing twice."""
     await store.put_request("r-1", b"x", T0)
     await store.deliver(request_id="r-1", sender="a", recipient="b", bundle=b"bundle", withheld_identities=0, at=T0)
