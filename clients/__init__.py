@@ -12,6 +12,8 @@ from ._client import (
     history_runs,
     open_codec,
     open_store,
+    open_vault,
+    opened,
     sign,
 )
 from ._files import (
@@ -22,7 +24,7 @@ from ._files import (
     read_policy,
     read_request,
 )
-from ._inbox import open_delivery
+from ._inbox import open_delivery, read_delivery
 from ._records import EXPORT_FIELDS, export_row
 from ._settings import Settings, SettingsError
 
@@ -45,6 +47,9 @@ __all__ = [
     "open_codec",
     "open_delivery",
     "open_store",
+    "open_vault",
+    "opened",
+    "read_delivery",
     "read_directory",
     "read_model",
     "read_policy",

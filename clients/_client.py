@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypeVar, get_args
+from typing import Any, Protocol, TypeVar, get_args
 
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import (
@@ -20,7 +20,6 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import (
-    SearchAttributeKey,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
@@ -33,6 +32,7 @@ from temporalio.service import RPCError, RPCStatusCode
 import crypto
 from schemas import (
     TASK_QUEUE,
+    WORKFLOW_TYPE,
     AckAction,
     ChallengeAction,
     ConsentAction,
@@ -40,11 +40,14 @@ from schemas import (
     Directory,
     HoldAction,
     OverrideAction,
+    QueryName,
+    SearchKey,
     ShareInput,
     ShareRequest,
     Signed,
     Stage,
     Status,
+    UpdateName,
     check_against_directory,
     request_id_of,
     visibility_query,
@@ -55,7 +58,6 @@ from store import Store
 from ._files import InputError
 from ._settings import Settings
 
-WORKFLOW = "ShareRequest"
 STAGES: tuple[str, ...] = get_args(Stage)
 
 
@@ -92,6 +94,24 @@ def database(what: str, variable: str) -> Iterator[None]:
         raise Unavailable(f"{what}: cannot use the database ({type(err).__name__}); check {variable}") from None
 
 
+class _Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Closable)
+
+
+@contextlib.asynccontextmanager
+async def opened(opening: Awaitable[C]) -> AsyncIterator[C]:
+    """What `opening` opens (a store, a key vault), closed when the block ends, however it ends
+    (`contextlib.aclosing` wants an `aclose`, which neither has)."""
+    resource = await opening
+    try:
+        yield resource
+    finally:
+        await resource.close()
+
+
 async def open_store(settings: Settings, *, audit_key: crypto.SigningKey | None = None) -> Store:
     """The store at SAFESHARE_DATABASE_URL, opened with this deployment's store key."""
     store_key = crypto.read_secret(settings.store_key_file)
@@ -99,11 +119,17 @@ async def open_store(settings: Settings, *, audit_key: crypto.SigningKey | None 
         return await Store.open(settings.database_url, store_key, audit_key=audit_key)
 
 
+async def open_vault(settings: Settings, ring: crypto.KeyRing | None = None) -> crypto.HistoryKeys:
+    """The history-key vault at SAFESHARE_KEYS_URL, under this deployment's key ring or the one given."""
+    if ring is None:
+        ring = crypto.KeyRing.load(settings.codec_ring_file)
+    with database("key vault", "SAFESHARE_KEYS_URL"):
+        return await crypto.HistoryKeys.open(settings.keys_url, ring, settings.key_cache_seconds)
+
+
 async def open_codec(settings: Settings) -> crypto.EncryptionCodec:
     """The payload codec over this deployment's key ring and history-key vault."""
-    ring = crypto.KeyRing.load(settings.codec_ring_file)
-    with database("key vault", "SAFESHARE_KEYS_URL"):
-        return crypto.EncryptionCodec(await crypto.HistoryKeys.open(settings.keys_url, ring))
+    return crypto.EncryptionCodec(await open_vault(settings))
 
 
 def create_deployment_keys(settings: Settings) -> list[Path]:
@@ -190,7 +216,7 @@ class SafeshareClient:
             return await self._resubmitted(request, wf_id)
         try:
             await self.client.start_workflow(
-                WORKFLOW,
+                WORKFLOW_TYPE,
                 ShareInput(request=request),
                 id=wf_id,
                 task_queue=self.task_queue,
@@ -213,7 +239,7 @@ class SafeshareClient:
         handle = self.client.get_workflow_handle(wf_id)
         if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
             raise Conflict("request_id: already used by a closed request; a request id is never reused")
-        recorded = await handle.query("request_sha256", result_type=str | None)
+        recorded = await handle.query(QueryName.REQUEST_SHA256, result_type=str | None)
         if recorded is not None and recorded != request.digest():
             raise Conflict("request_id: already used by a request with different content; nothing was changed "
                            "(resubmit it unchanged, or use a new request_id)")
@@ -233,7 +259,7 @@ class SafeshareClient:
 
     async def status(self, request_id: str) -> Status:
         try:
-            return await self.handle(request_id).query("status", result_type=Status)
+            return await self.handle(request_id).query(QueryName.STATUS, result_type=Status)
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise Refused(f"request {request_id}: not found") from None
@@ -255,39 +281,39 @@ class SafeshareClient:
             raise
 
     async def consent(self, request_id: str, action: ConsentAction) -> Status:
-        return await self._update(request_id, "record_consent", action)
+        return await self._update(request_id, UpdateName.CONSENT, action)
 
     # Signed actions: with a key, the client signs; without, the action goes as it is (the
     # workflow refuses it unless it already carries a valid signature).
 
     async def override(self, request_id: str, action: OverrideAction, key: crypto.SigningKey | None = None) -> Status:
-        return await self._update(request_id, "record_override", _signed(action, request_id, key))
+        return await self._update(request_id, UpdateName.OVERRIDE, _signed(action, request_id, key))
 
     async def decide(self, request_id: str, action: DecisionAction, key: crypto.SigningKey | None = None) -> Status:
-        return await self._update(request_id, "decide", _signed(action, request_id, key))
+        return await self._update(request_id, UpdateName.DECIDE, _signed(action, request_id, key))
 
     async def acknowledge(self, request_id: str, action: AckAction, key: crypto.SigningKey | None = None) -> Status:
-        return await self._update(request_id, "acknowledge", _signed(action, request_id, key))
+        return await self._update(request_id, UpdateName.ACKNOWLEDGE, _signed(action, request_id, key))
 
     async def hold(self, request_id: str, action: HoldAction) -> Status:
-        return await self._update(request_id, "legal_hold", action)
+        return await self._update(request_id, UpdateName.LEGAL_HOLD, action)
 
     async def challenge(self, request_id: str, action: ChallengeAction) -> Status:
-        return await self._update(request_id, "challenge", action)
+        return await self._update(request_id, UpdateName.CHALLENGE, action)
 
     async def list(self, stage: str | None = None, overdue: bool | None = None) -> list[dict[str, Any]]:
         """Requests as operators see them, each once as its latest run shows it: from search
         attributes only."""
         conditions: list[tuple[str, str, str | int | bool]] = [
-            ("WorkflowType", "=", WORKFLOW),
+            ("WorkflowType", "=", WORKFLOW_TYPE),
             # A request continues as new (each year of retention, and at deletion): the runs it
             # closed that way are not requests of their own.
             ("ExecutionStatus", "!=", "ContinuedAsNew"),
         ]
         if stage is not None:
-            conditions.append(("ShareStage", "=", check_stage(stage)))
+            conditions.append((SearchKey.STAGE.name, "=", check_stage(stage)))
         if overdue is not None:
-            conditions.append(("Overdue", "=", overdue))
+            conditions.append((SearchKey.OVERDUE.name, "=", overdue))
         latest: dict[str, WorkflowExecution] = {}
         async for wf in self.client.list_workflows(visibility_query(*conditions)):
             # Visibility lags: a run that has just continued as new may still be listed as running.
@@ -304,14 +330,14 @@ def check_stage(stage: str) -> str:
 
 
 def _row(wf: WorkflowExecution) -> dict[str, Any]:
-    attrs = {p.key.name: p.value for p in wf.typed_search_attributes}
+    attrs = wf.typed_search_attributes
     return {
         "request_id": request_id_of(wf.id),
         "running": wf.status == WorkflowExecutionStatus.RUNNING,
-        "stage": attrs.get("ShareStage"), "outcome": attrs.get("ShareOutcome"),
-        "urgency": attrs.get("Urgency"), "disclosing_agency": attrs.get("DisclosingAgency"),
-        "recipient_agency": attrs.get("RecipientAgency"), "escalation_tier": attrs.get("EscalationTier"),
-        "overdue": attrs.get("Overdue", False),
+        "stage": attrs.get(SearchKey.STAGE), "outcome": attrs.get(SearchKey.OUTCOME),
+        "urgency": attrs.get(SearchKey.URGENCY), "disclosing_agency": attrs.get(SearchKey.DISCLOSING),
+        "recipient_agency": attrs.get(SearchKey.RECIPIENT), "escalation_tier": attrs.get(SearchKey.TIER),
+        "overdue": attrs.get(SearchKey.OVERDUE) or False,
     }
 
 
@@ -321,10 +347,9 @@ def _signed(action: A, request_id: str, key: crypto.SigningKey | None) -> A:
 
 def _initial_attributes(request: ShareRequest) -> TypedSearchAttributes:
     # Visible to operators from the moment of submission, before the first workflow task runs.
-    keyword = SearchAttributeKey.for_keyword
     return TypedSearchAttributes([
-        SearchAttributePair(keyword("ShareStage"), "intake"),
-        SearchAttributePair(keyword("Urgency"), request.urgency),
-        SearchAttributePair(keyword("DisclosingAgency"), request.disclosing_agency),
-        SearchAttributePair(keyword("RecipientAgency"), request.recipient_agency),
+        SearchAttributePair(SearchKey.STAGE, "intake"),
+        SearchAttributePair(SearchKey.URGENCY, request.urgency),
+        SearchAttributePair(SearchKey.DISCLOSING, request.disclosing_agency),
+        SearchAttributePair(SearchKey.RECIPIENT, request.recipient_agency),
     ])

@@ -7,28 +7,33 @@ from typing import Any
 
 import crypto
 from schemas import Directory
+from store import Store
 
-from ._client import Refused, open_store
+from ._client import Refused, open_store, opened
 from ._settings import Settings
 
 
 async def open_delivery(
     settings: Settings, directory: Directory, request_id: str, agency: str, keys: crypto.AgencyKeys
 ) -> tuple[str, dict[str, Any]]:
+    """`read_delivery` from the deployment's store, opened for this one read."""
+    async with opened(open_store(settings)) as store:
+        return await read_delivery(store, directory, request_id, agency, keys)
+
+
+async def read_delivery(
+    store: Store, directory: Directory, request_id: str, agency: str, keys: crypto.AgencyKeys
+) -> tuple[str, dict[str, Any]]:
     """Verify the sender's signature and decrypt; returns the sender and the bundle's content."""
-    store = await open_store(settings)
-    try:
-        row = await store.delivery(request_id)
-    finally:
-        await store.close()
-    if row is None or row["recipient"] != agency:
+    row = await store.delivery(request_id)
+    if row is None or row.recipient != agency:
         raise Refused(f"request {request_id}: no bundle for {agency}")
-    if row["bundle"] is None:
+    if row.bundle is None:
         raise Refused(f"request {request_id}: bundle destroyed at retention expiry")
-    sender = directory.agency(row["sender"])
+    sender = directory.agency(row.sender)
     if sender is None:
-        raise Refused(f"request {request_id}: sender {row['sender']} is not in the directory")
+        raise Refused(f"request {request_id}: sender {row.sender} is not in the directory")
     _, plaintext = crypto.open_bundle(
-        row["bundle"], recipient=agency, keys=keys, sender_public_b64=sender.signing_public_key
+        row.bundle, recipient=agency, keys=keys, sender_public_b64=sender.signing_public_key
     )
-    return row["sender"], json.loads(plaintext)
+    return row.sender, json.loads(plaintext)

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from schemas import DecisionRecord, text_sha256
+from store import AuditEntry
 
 from ._files import InputError
 
@@ -103,21 +104,21 @@ def render(rows: list[dict[str, Any]], fmt: Literal["csv", "json"]) -> str:
     return buffer.getvalue()
 
 
-def trail_with_notes(trail: list[dict[str, Any]], notes: dict[str, str] | None) -> list[dict[str, Any]]:
+def trail_with_notes(trail: list[AuditEntry], notes: dict[str, str] | None) -> list[dict[str, Any]]:
     """Each audit entry beside its note (reasons, override reason, challenge text, hold reason);
     notes None: shredded with the request's data key."""
-    return [{**{k: r[k] for k in TRAIL_FIELDS}, "note": notes.get(r["step"]) if notes else None} for r in trail]
+    return [{**{k: getattr(r, k) for k in TRAIL_FIELDS}, "note": notes.get(r.step) if notes else None} for r in trail]
 
 
 def decision_reasons(
-    record: DecisionRecord | None, trail: list[dict[str, Any]], notes: dict[str, str] | None
+    record: DecisionRecord | None, trail: list[AuditEntry], notes: dict[str, str] | None
 ) -> list[dict[str, Any]]:
     """The record's decisions with their reasons, each checked against its reason_sha256.
 
     The n-th decision is the n-th decision entry of the trail: one update makes both, in order.
     reason_matches is None once the notes are destroyed, False if the text is missing or altered.
     """
-    steps = [r["step"] for r in trail if r["event"] in DECISION_EVENTS]
+    steps = [r.step for r in trail if r.event in DECISION_EVENTS]
     rows = []
     for n, d in enumerate(record.decisions if record else []):
         reason = notes.get(steps[n]) if notes is not None and n < len(steps) else None

@@ -9,6 +9,8 @@ through one error mapping; text is shown as text, never read as markup.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -20,9 +22,11 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from clients import Settings
-from clients import _cli as cli_module
+from clients._cli import _recipient, _resources
 from clients._files import MAX_DEPTH, parse_document
-from schemas import ChallengeAction, ConsentAction, DecisionAction
+from schemas import ChallengeAction
+from store import InboxEntry
+from workers import APPROVE, ROUTINE
 from workers.cli import app
 
 from .conftest import BIN, Stack, example
@@ -240,19 +244,16 @@ class _Store:
     def __init__(self, text: str) -> None:
         self.text = text
 
-    async def inbox_for(self, _: str) -> list[dict[str, Any]]:
-        return [dict.fromkeys(("request_id", "sender", "delivered_at", "acknowledged_at", "destroyed_at"), self.text)]
-
-    async def close(self) -> None:
-        pass
+    async def inbox_for(self, _: str) -> list[InboxEntry]:
+        return [InboxEntry(**dict.fromkeys((f.name for f in dataclasses.fields(InboxEntry)), self.text))]
 
 
 def _delivery(text: str) -> Any:
-    async def open_delivery(*_: Any) -> tuple[str, dict[str, Any]]:
+    async def read_delivery(*_: Any) -> tuple[str, dict[str, Any]]:
         item = {"kind": text, "category": text, "recorded_on": text, "content": text, "historical": True}
         return text, {"purpose": {"category": text}, "lawful_basis": text, "items": [item, {**item, "kind": "fact"}],
                       "withheld_identities": 1}
-    return open_delivery
+    return read_delivery
 
 
 VIEWS = {  # each text view, given data that holds the text (ids are validated: only fakes can)
@@ -269,16 +270,9 @@ def test_every_text_view_shows_text_as_it_is(view: str, text: str, home_env: dic
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Markup in data (content, ids, patterns) is printed verbatim: never a style, a link, an emoji,
     swallowed, or a MarkupError."""
-
-    async def client(_: Settings) -> _Client:
-        return _Client(text)
-
-    async def store(_: Settings) -> _Store:
-        return _Store(text)
-
-    monkeypatch.setattr(cli_module, "_client", client)
-    monkeypatch.setattr(cli_module, "_store", store)
-    monkeypatch.setattr(cli_module, "open_delivery", _delivery(text))
+    monkeypatch.setattr(_resources, "client", lambda _: contextlib.nullcontext(_Client(text)))
+    monkeypatch.setattr(_resources, "store", lambda _: contextlib.nullcontext(_Store(text)))
+    monkeypatch.setattr(_recipient, "read_delivery", _delivery(text))
     key = str(settings.agency_key_file(AGENCY))
     result = invoke(home_env, *(key if a == "KEY" else text if a == "TEXT" else a for a in VIEWS[view]))
     assert result.exit_code == 0 and result.exception is None, (result.output, result.exception)
@@ -311,12 +305,9 @@ async def test_a_delivered_bundle_and_its_record_show_hostile_text_as_text(stack
     req = req.model_copy(update={"items": items})
     rid = req.request_id
     await stack.client.submit(req)
-    await stack.until(rid, lambda s: s.stage == "consent")
-    await stack.client.consent(rid, ConsentAction(status="given", by=req.requested_by))
-    await stack.until(rid, lambda s: s.stage == "manager_review")
+    await stack.actors.drive(req, ROUTINE, "manager_review")
     await stack.client.challenge(rid, ChallengeAction(by="np-teacher", text=hostile))
-    await stack.client.decide(rid, DecisionAction(decision="approve", manager="np-dsl", reason=hostile))
-    await stack.until(rid, lambda s: s.stage == "receipt")
+    await stack.actors.drive(req, [dataclasses.replace(APPROVE, reason=hostile)], "receipt")
 
     key = str(stack.settings.agency_key_file(AGENCY))
     code, opened, err = await cli(stack, "inbox", "open", rid, "--agency", AGENCY, "--key", key)

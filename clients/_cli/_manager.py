@@ -1,0 +1,64 @@
+"""The discloser's chain: a manager's decision, and a legal hold placed or released by its DPO or
+a manager."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from clients._settings import Settings
+from schemas import DecisionAction, HoldAction
+
+from . import _resources as resources
+from ._app import KeyOpt, app, command, one_of, signing_key
+from ._output import out, recorded
+
+
+@app.command()
+@command
+async def decide(
+    request_id: str,
+    manager: Annotated[str, typer.Option("--manager", help="You, the deciding manager (directory id)")],
+    reason: Annotated[str, typer.Option("--reason", help="Why: kept with the decision record")],
+    approve: Annotated[bool, typer.Option("--approve")] = False,
+    decline: Annotated[bool, typer.Option("--decline")] = False,
+    comment: Annotated[bool, typer.Option("--comment")] = False,
+    items: Annotated[str | None, typer.Option("--items", help="Comma-separated item ids")] = None,
+    key: KeyOpt = None,
+) -> None:
+    """Approve (optionally only some items), decline, or comment, with reasons, signed with --key."""
+    decision = one_of("decision", approve=approve, decline=decline, comment=comment)
+    action = DecisionAction(
+        decision=decision,  # type: ignore[arg-type]
+        manager=manager, reason=reason,
+        items=[i.strip() for i in items.split(",") if i.strip()] if items else None,
+    )
+    async with resources.client(Settings.from_env()) as client:
+        await client.decide(request_id, action, signing_key(key))
+    recorded(request_id, f"decision ({decision}), by {manager}")
+
+
+HoldByOpt = Annotated[str, typer.Option("--by", help="The discloser's DPO or manager placing or releasing it")]
+ReasonOpt = Annotated[str, typer.Option("--reason")]
+
+
+@app.command()
+@command
+async def hold(request_id: str, by: HoldByOpt, reason: ReasonOpt) -> None:
+    """Place a legal hold: deletion waits until it is released. Recorded with who placed it and why."""
+    await _hold(request_id, hold=True, by=by, reason=reason)
+    out.print(f"{request_id}: legal hold placed by {by}")
+
+
+@app.command()
+@command
+async def release(request_id: str, by: HoldByOpt, reason: ReasonOpt) -> None:
+    """Release a legal hold. Recorded with who released it and why."""
+    await _hold(request_id, hold=False, by=by, reason=reason)
+    out.print(f"{request_id}: legal hold released by {by}")
+
+
+async def _hold(request_id: str, *, hold: bool, by: str, reason: str) -> None:
+    async with resources.client(Settings.from_env()) as client:
+        await client.hold(request_id, HoldAction(hold=hold, reason=reason, by=by))

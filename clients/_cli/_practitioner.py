@@ -1,0 +1,114 @@
+"""The practitioner's commands: submit a request, follow it, record the family's answer, an
+override of consent, or the subject's challenge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from clients._client import STAGES, check_stage
+from clients._files import read_request
+from clients._settings import Settings
+from schemas import ChallengeAction, ConsentAction, OverrideAction
+
+from . import _resources as resources
+from ._app import JsonOpt, KeyOpt, app, command, one_of, signing_key
+from ._output import out, recorded, show, table
+
+
+@app.command()
+@command
+async def submit(
+    file: Path,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until the request reaches retention")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate a request file (YAML or JSON) and start its workflow. Nothing starts if it is invalid."""
+    settings = Settings.from_env()
+    request = read_request(file)
+    async with resources.client(settings) as client:
+        result = await client.submit(request)
+        word = "already submitted" if result.already_existed else "submitted"
+        if not as_json:
+            out.print(f"{result.request_id}: {word} (workflow {result.workflow_id})")
+        if wait:
+            show(await client.wait(result.request_id), as_json)
+        elif as_json:
+            show({"request_id": result.request_id, "workflow_id": result.workflow_id,
+                  "already_existed": result.already_existed}, True)
+
+
+@app.command()
+@command
+async def status(request_id: str, as_json: JsonOpt = False) -> None:
+    """Stage, what is awaited from whom, and by when."""
+    async with resources.client(Settings.from_env()) as client:
+        show(await client.status(request_id), as_json)
+
+
+@app.command("list")
+@command
+async def list_(
+    stage: Annotated[str | None, typer.Option(help=f"Only requests at this stage: {', '.join(STAGES)}")] = None,
+    overdue: Annotated[bool, typer.Option("--overdue", help="Only overdue requests")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Requests as operators see them, each once (search attributes only: no personal data)."""
+    if stage is not None:
+        check_stage(stage)  # before connecting: a bad filter asks nothing
+    async with resources.client(Settings.from_env()) as client:
+        rows = await client.list(stage=stage, overdue=True if overdue else None)
+    if as_json:
+        show(rows, True)
+        return
+    table(("request", "stage", "outcome", "urgency", "from", "to", "tier", "overdue"), [
+        (r["request_id"], r["stage"], r["outcome"], r["urgency"], r["disclosing_agency"], r["recipient_agency"],
+         str(r["escalation_tier"]), "yes" if r["overdue"] else "")
+        for r in rows
+    ])
+
+
+@app.command()
+@command
+async def consent(
+    request_id: str,
+    by: Annotated[str, typer.Option("--by", help="Practitioner recording it")],
+    given: Annotated[bool, typer.Option("--given")] = False,
+    refused: Annotated[bool, typer.Option("--refused")] = False,
+    withdrawn: Annotated[bool, typer.Option("--withdrawn")] = False,
+) -> None:
+    """Record the family's answer to the request for consent."""
+    answer = one_of("status", given=given, refused=refused, withdrawn=withdrawn)
+    action = ConsentAction(status=answer, by=by)  # type: ignore[arg-type]
+    async with resources.client(Settings.from_env()) as client:
+        await client.consent(request_id, action)
+    recorded(request_id, f"consent {answer}, by {by}")
+
+
+@app.command()
+@command
+async def override(
+    request_id: str,
+    ground: Annotated[str, typer.Option("--ground", help="e.g. would_cause_harmful_delay")],
+    reason: Annotated[str, typer.Option("--reason")],
+    by: Annotated[str, typer.Option("--by")],
+    key: KeyOpt = None,
+) -> None:
+    """Record a safeguarding override of consent, with its lawful ground and reasons, signed by you."""
+    action = OverrideAction(ground=ground, reason=reason, by=by)  # type: ignore[arg-type]
+    async with resources.client(Settings.from_env()) as client:
+        await client.override(request_id, action, signing_key(key))
+    recorded(request_id, f"override ({ground}), by {by}")
+
+
+@app.command()
+@command
+async def challenge(
+    request_id: str, by: Annotated[str, typer.Option("--by")], text: Annotated[str, typer.Option("--text")]
+) -> None:
+    """Record the subject's challenge; the discloser's manager and DPO are notified."""
+    async with resources.client(Settings.from_env()) as client:
+        await client.challenge(request_id, ChallengeAction(by=by, text=text))
+    out.print(f"{request_id}: challenge recorded")
