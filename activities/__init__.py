@@ -1,13 +1,22 @@
-"""Safeshare's activities: every side effect of a share request."""
+"""Safeshare's activities: every side effect of a share request, by kind (intake, recording and
+notifying, delivery, disposal), each class holding only what its activities use."""
 
-from schemas import WITHHELD  # defined with the rule that withholds names; still public here
+from collections.abc import Callable
+from typing import Any
+
+import crypto
+from schemas import (
+    WITHHELD,  # defined with the rule that withholds names; still public here
+    Directory,
+    Policy,
+)
+from store import Store
 
 from ._channels import (
     SIGNATURE_HEADER,
     ChannelError,
     Channels,
     MailDirSender,
-    Outgoing,
     Rejected,
     SmtpSender,
     Unavailable,
@@ -15,9 +24,30 @@ from ._channels import (
     idempotency_key,
     message_id,
 )
+from ._delivery import DeliveryActivities, bundle_content
+from ._disposal import DisposalActivities
 from ._errors import StoreFailures
-from ._share import NOTIFICATION_REFUSED, ShareActivities, bundle_content
+from ._intake import IntakeActivities
+from ._notify import NOTIFICATION_REFUSED, NotifyActivities
+from ._record import RecordActivities
 from ._tasks import beside
+
+
+def worker_activities(
+    *, store: Store, directory: Directory, policy: Policy, agency_keys: Callable[[str], crypto.AgencyKeys],
+    history_keys: crypto.HistoryKeys, channels: Channels,
+) -> list[Callable[..., Any]]:
+    """Every activity the worker registers, built from the worker's dependencies."""
+    notify = NotifyActivities(store, channels)
+    intake = IntakeActivities(store, directory, policy)
+    record = RecordActivities(store, directory, notify)
+    delivery = DeliveryActivities(store, directory, agency_keys, channels.webhook)
+    disposal = DisposalActivities(store, history_keys)
+    return [
+        intake.accept_request, record.record_steps, notify.send_notifications, delivery.seal_and_deliver,
+        delivery.push_bundle, disposal.dispose, disposal.shred_history_key,
+    ]
+
 
 __all__ = [
     "NOTIFICATION_REFUSED",
@@ -25,10 +55,13 @@ __all__ = [
     "WITHHELD",
     "ChannelError",
     "Channels",
+    "DeliveryActivities",
+    "DisposalActivities",
+    "IntakeActivities",
     "MailDirSender",
-    "Outgoing",
+    "NotifyActivities",
+    "RecordActivities",
     "Rejected",
-    "ShareActivities",
     "SmtpSender",
     "StoreFailures",
     "Unavailable",
@@ -37,4 +70,5 @@ __all__ = [
     "bundle_content",
     "idempotency_key",
     "message_id",
+    "worker_activities",
 ]

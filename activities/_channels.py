@@ -22,6 +22,7 @@ from email.utils import formatdate
 from pathlib import Path
 
 import crypto
+from schemas import Notification
 
 SIGNATURE_HEADER = "X-Safeshare-Signature"
 
@@ -47,24 +48,7 @@ def message_id(dedupe_key: str) -> str:
     return f"<{idempotency_key(dedupe_key)[:32]}@safeshare>"
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    """One notification, as the outbox holds it."""
-
-    dedupe_key: str
-    request_id: str
-    kind: str
-    channel: str
-    address: str
-    subject: str
-    body: str
-
-    @property
-    def key(self) -> str:
-        return idempotency_key(self.dedupe_key)
-
-
-def email_message(msg: Outgoing, sender: str) -> EmailMessage:
+def email_message(msg: Notification, sender: str) -> EmailMessage:
     email = EmailMessage()
     email["From"] = sender
     email["To"] = msg.address
@@ -84,7 +68,7 @@ class SmtpSender:
     starttls: bool = False
     timeout: float = 30.0
 
-    async def send(self, msg: Outgoing) -> None:
+    async def send(self, msg: Notification) -> None:
         import aiosmtplib
 
         try:
@@ -110,12 +94,12 @@ class MailDirSender:
     directory: Path
     sender: str
 
-    async def send(self, msg: Outgoing) -> None:
+    async def send(self, msg: Notification) -> None:
         await asyncio.to_thread(self._write, msg)
 
-    def _write(self, msg: Outgoing) -> None:
+    def _write(self, msg: Notification) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        final = self.directory / f"{msg.key}.eml"
+        final = self.directory / f"{idempotency_key(msg.dedupe_key)}.eml"
         tmp = final.with_suffix(".tmp")
         tmp.write_bytes(email_message(msg, self.sender).as_bytes())
         os.replace(tmp, final)
@@ -150,12 +134,13 @@ class WebhookSender:
         if not 200 <= status < 300:
             raise Unavailable(f"webhook: HTTP {status}")
 
-    async def send(self, msg: Outgoing) -> None:
+    async def send(self, msg: Notification) -> None:
+        key = idempotency_key(msg.dedupe_key)
         body = json.dumps({
-            "type": "notification", "id": msg.key, "request_id": msg.request_id, "kind": msg.kind,
+            "type": "notification", "id": key, "request_id": msg.request_id, "kind": msg.kind,
             "subject": msg.subject, "body": msg.body,
         }, sort_keys=True).encode()
-        await self.post(msg.address, body, "application/json", msg.key, {"X-Safeshare-Request": msg.request_id})
+        await self.post(msg.address, body, "application/json", key, {"X-Safeshare-Request": msg.request_id})
 
 
 @dataclass(frozen=True)
@@ -165,7 +150,7 @@ class Channels:
     email: SmtpSender | MailDirSender
     webhook: WebhookSender
 
-    async def send(self, msg: Outgoing) -> None:
+    async def send(self, msg: Notification) -> None:
         if msg.channel == "webhook":
             await self.webhook.send(msg)
         else:

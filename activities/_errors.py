@@ -6,6 +6,8 @@ the database refuses (a constraint, a missing table, a value it will not take) f
 every time: the activity fails non-retryably, at once, so an operator sees it (the workflow fails
 with `StoreError`; after the fix, Temporal's reset resumes it). Either way the failure says what
 kind of error it was and nothing else: a driver's message can quote the statement's parameters.
+Content destroyed at retention expiry does not come back either: a step that needs it fails at
+once (`ContentDestroyed`), saying so.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import structlog
 from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError, SQLAlchemyError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
+
+from store import ContentDestroyed
 
 log = structlog.get_logger("safeshare.activities")
 
@@ -31,6 +35,8 @@ class _StoreFailuresInbound(ActivityInboundInterceptor):
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         try:
             return await super().execute_activity(input)
+        except ContentDestroyed as err:
+            raise ApplicationError(str(err), type="ContentDestroyed", non_retryable=True) from None
         except _PERMANENT as err:
             kind = type(err).__name__
             log.error("store_refused", kind=kind)

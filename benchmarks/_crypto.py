@@ -19,6 +19,7 @@ from temporalio.converter import WorkflowSerializationContext
 import crypto
 from clients import sign
 from schemas import DecisionAction, EventInput
+from workflows._rules import signed_by
 
 SIZES = {"10KB": 10 * 1024, "1MB": 2**20, "10MB": 10 * 2**20}
 
@@ -122,7 +123,7 @@ def signatures(scale: float) -> dict[str, float]:
 
     def decision() -> None:
         signed = sign(action, "bench-1", key)
-        assert signed.signature_valid("bench-1", public)
+        assert signed_by(signed, "bench-1", public)
 
     def raw() -> None:
         raw_public.verify(raw_key.sign(message), message)

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ._errors import CryptoError
-from ._keys import AgencyKeys, b64, hpke_public_key, signing_public_key, unb64
+from ._keys import AgencyKeys, b64, hpke_public_key, unb64, verify
 
 FORMAT = "safeshare-bundle-v2"
 # v2 framing: magic, the header's length (4 bytes, big-endian), the header as JSON, then the HPKE
@@ -98,7 +98,7 @@ def open_bundle(
     if header.recipient != recipient or header.suite != keys.suite:
         raise CryptoError(UNOPENABLE)
     try:
-        signing_public_key(sender_public_b64).verify(unb64(signature), header.signed(sealed))
+        verify(sender_public_b64, signature, header.signed(sealed))
         return header, _SUITES[header.suite].decrypt(sealed, keys.hpke, info=header.info())
     # The HPKE binding raises its own exception types on a bad ciphertext; all become one error.
     except Exception as err:

@@ -182,7 +182,10 @@ def check_public_key(text: str) -> str:
 
 
 def verify(public_b64: str, signature_b64: str, message: bytes) -> None:
-    """Raise CryptoError unless the signature is the key's over exactly this message."""
+    """Raise CryptoError unless the signature is the key's over exactly this message.
+
+    Safeshare's one Ed25519 check: bundles, audit checkpoints, and the actors' signed actions (in
+    the workflow's Update validators, inside the sandbox, where cryptography is passed through)."""
     try:
         signing_public_key(public_b64).verify(unb64(signature_b64), message)
     except InvalidSignature as err:

@@ -18,6 +18,7 @@ from ._common import (
 )
 from ._directory import Agency, Contact, Directory
 from ._intake import IntakeError, check_against_directory
+from ._notices import Notice, Notification
 from ._policy import Policy, RetentionRule, StagePolicy
 from ._process import (
     AckAction,
@@ -32,7 +33,6 @@ from ._process import (
     HoldAction,
     Intake,
     ItemSummary,
-    Notice,
     NotifyInput,
     NotifyResult,
     OverrideAction,
@@ -108,6 +108,7 @@ __all__ = [
     "ItemSummary",
     "LawfulBasis",
     "Notice",
+    "Notification",
     "NotifyInput",
     "NotifyResult",
     "Outcome",

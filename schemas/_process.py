@@ -8,15 +8,11 @@ New fields always get defaults, so that histories recorded by older code still r
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import AwareDatetime, BaseModel, Field
 
 from ._common import (
@@ -37,6 +33,7 @@ from ._common import (
     Stage,
     Urgency,
 )
+from ._notices import Notice
 from ._policy import StagePolicy
 from ._request import ShareRequest
 
@@ -57,31 +54,23 @@ class Signed(_Frozen):
     """An action its actor signs with their Ed25519 key, so the record proves who decided.
 
     The signature covers the action's name, the request id and every field, so it cannot be
-    replayed on another request or turned into another action.
+    replayed on another request or turned into another action. Whether it verifies is for the
+    workflow's rules to say (`workflows/_rules.py`), with crypto's one Ed25519 check.
     """
 
     ACTION: ClassVar[str]
+    SIGNER: ClassVar[str]  # the field that names who signs
     signed_at: AwareDatetime | None = Field(default=None, description="When it was signed (signer's clock, with zone)")
     signature: str | None = Field(default=None, description="Base64 Ed25519 signature of signed_message()")
 
     @property
     def signer(self) -> str:
-        raise NotImplementedError
+        return getattr(self, self.SIGNER)
 
     def signed_message(self, request_id: str) -> bytes:
         body = self.model_dump(mode="json", exclude={"signature"})
         doc = {"v": 1, "action": self.ACTION, "request_id": request_id, **body}
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-
-    def signature_valid(self, request_id: str, public_key_b64: str) -> bool:
-        if self.signature is None or self.signed_at is None:
-            return False
-        try:
-            key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64, validate=True))
-            key.verify(base64.b64decode(self.signature, validate=True), self.signed_message(request_id))
-        except (InvalidSignature, ValueError, binascii.Error):
-            return False
-        return True
 
 
 class ConsentAction(_Frozen):
@@ -90,35 +79,23 @@ class ConsentAction(_Frozen):
 
 
 class OverrideAction(Signed):
-    ACTION = "override"
+    ACTION, SIGNER = "override", "by"
     ground: OverrideGround = Field(description="The guidance's ground for proceeding without consent")
     reason: NonEmptyText = Field(description="The practitioner's reasoning")
     by: ContactId = Field(description="The practitioner recording the override, who signs it")
 
-    @property
-    def signer(self) -> str:
-        return self.by
-
 
 class DecisionAction(Signed):
-    ACTION = "decide"
+    ACTION, SIGNER = "decide", "manager"
     decision: DecisionKind = Field(description="approve, decline or comment")
     manager: ContactId = Field(description="The deciding manager (directory id), who signs it")
     items: list[ItemId] | None = Field(default=None, description="Approve only these items")
     reason: NonEmptyText = Field(description="Reasons, recorded whatever the decision (golden rule 7)")
 
-    @property
-    def signer(self) -> str:
-        return self.manager
-
 
 class AckAction(Signed):
-    ACTION = "acknowledge"
+    ACTION, SIGNER = "acknowledge", "agency"
     agency: AgencyId = Field(description="The recipient agency acknowledging receipt, which signs it")
-
-    @property
-    def signer(self) -> str:
-        return self.agency
 
 
 class HoldAction(_Frozen):
@@ -179,13 +156,6 @@ class Intake(_Frozen):
     recipient_delivery: Literal["inbox", "webhook"] | None = Field(
         default=None, description="How the recipient takes delivery; None in snapshots taken before it was kept"
     )
-
-
-class Notice(_Frozen):
-    to: list[ContactId]
-    kind: str = Field(description="snake_case notification kind")
-    awaiting: str = Field(default="", description="What is awaited from the addressee, if anything")
-    deadline: datetime | None = None
 
 
 class EventInput(_Frozen):
@@ -269,11 +239,10 @@ class DecisionEntry(_Frozen):
     signature: str | None = Field(default=None, description="The manager's signature of the decision")
 
 
-class DecisionRecord(_Frozen):
-    """Golden rule 7: what was decided, shared, with whom and why, whatever the outcome."""
+class _RequestFacts(_Frozen):
+    """What a request says of itself that the workflow's state carries and its record repeats."""
 
     request_id: RequestId
-    outcome: Outcome
     direction: Direction
     urgency: Urgency
     purpose: PurposeCategory
@@ -282,6 +251,12 @@ class DecisionRecord(_Frozen):
     requested_by: ContactId
     lawful_basis: LawfulBasis
     special_condition: SpecialCondition | None
+
+
+class DecisionRecord(_RequestFacts):
+    """Golden rule 7: what was decided, shared, with whom and why, whatever the outcome."""
+
+    outcome: Outcome
     consent_status: ConsentStatus
     override_ground: OverrideGround | None
     override_by: ContactId | None
@@ -319,18 +294,9 @@ class Awaiting(_Frozen):
     deadline: datetime | None = Field(description="When silence escalates; None: no deadline")
 
 
-class ShareState(BaseModel, extra="forbid"):
+class ShareState(_RequestFacts, frozen=False):
     """Everything the workflow knows; carried across continue-as-new, never personal data."""
 
-    request_id: RequestId
-    direction: Direction
-    urgency: Urgency
-    purpose: PurposeCategory
-    disclosing_agency: AgencyId
-    recipient_agency: AgencyId
-    requested_by: ContactId
-    lawful_basis: LawfulBasis
-    special_condition: SpecialCondition | None
     inform_subject: bool
     request_sha256: str | None = Field(
         default=None, description="Digest of the submitted request: a re-submission must match it"

@@ -15,7 +15,6 @@ from ._rows import (
     Delivery,
     InboxEntry,
     OutboxEntry,
-    OutgoingNotice,
 )
 from ._store import Store
 from ._tables import metadata
@@ -32,7 +31,6 @@ __all__ = [
     "InboxEntry",
     "NotFound",
     "OutboxEntry",
-    "OutgoingNotice",
     "SchemaOutOfDate",
     "Store",
     "StoreError",

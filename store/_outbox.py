@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ._rows import OutboxEntry, OutgoingNotice
+from schemas import Notification
+
+from ._rows import OutboxEntry
 from ._sql import fetch, listing, once
 from ._tables import outbox
 
 
 class Outbox:
     @staticmethod
-    async def queue(
-        conn: AsyncConnection, request_id: str, step: str, notices: list[OutgoingNotice], now: datetime
-    ) -> None:
-        for n in notices:
-            await conn.execute(outbox.insert().values(
-                dedupe_key=n.dedupe_key, request_id=request_id, step=step, kind=n.kind, to_contact=n.to_contact,
-                channel=n.channel, address=n.address, subject=n.subject, body=n.body, created_at=now,
-            ))
+    async def queue(conn: AsyncConnection, step: str, notifications: list[Notification], now: datetime) -> None:
+        """The step's notifications, unsent: a notification's fields are the table's columns."""
+        for n in notifications:
+            await conn.execute(outbox.insert().values(**asdict(n), step=step, created_at=now))
 
     @staticmethod
     async def entries(conn: AsyncConnection, request_id: str | None = None) -> list[OutboxEntry]:

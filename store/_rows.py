@@ -10,18 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from schemas import Notification
+
 # --- what the store is given -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class OutgoingNotice:
-    dedupe_key: str
-    kind: str
-    to_contact: str
-    channel: str
-    address: str
-    subject: str
-    body: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +25,7 @@ class AuditStep:
     at: datetime
     data: dict[str, Any]
     note: str | None
-    notices: list[OutgoingNotice]
+    notices: list[Notification]
 
 
 # --- what the store gives back ---------------------------------------------------------------
@@ -74,11 +65,11 @@ class Checkpoint:
 
 
 @dataclass(frozen=True, slots=True)
-class OutboxEntry(OutgoingNotice):
-    """A notice as the outbox holds it, queued by an audited step; sent or refused once, never both."""
+class OutboxEntry(Notification):
+    """A notification as the outbox holds it, with the outbox's bookkeeping: queued by an audited
+    step, then sent or refused once, never both."""
 
     id: int
-    request_id: str
     step: str
     created_at: datetime
     sent_at: datetime | None

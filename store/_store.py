@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import crypto
 import database
+from schemas import Notification
 
 from . import _migrate
 from ._audit import AuditReport
@@ -26,7 +27,7 @@ from ._content import Content
 from ._inbox import Inbox
 from ._outbox import Outbox
 from ._records import Records
-from ._rows import AcceptedRecord, AuditEntry, AuditStep, Delivery, InboxEntry, OutboxEntry, OutgoingNotice
+from ._rows import AcceptedRecord, AuditEntry, AuditStep, Delivery, InboxEntry, OutboxEntry
 from ._tables import audit, inbox, outbox, records, request_keys
 
 P = ParamSpec("P")
@@ -96,7 +97,7 @@ class Store:
 
     async def record_step(
         self, *, request_id: str, step: str, event: str, actor: str, at: datetime, data: dict[str, Any],
-        note: str | None, notices: list[OutgoingNotice], now: datetime,
+        note: str | None, notices: list[Notification], now: datetime,
     ) -> bool:
         """Append the audit entry, the encrypted note and the notifications in one transaction.
 
@@ -125,7 +126,7 @@ class Store:
                 head = await self._audit.append(conn, head, request_id, s, now)
                 if s.note is not None:
                     await self._content.add_note(conn, request_id, s.step, s.note)
-                await self._outbox.queue(conn, request_id, s.step, s.notices, now)
+                await self._outbox.queue(conn, s.step, s.notices, now)
                 recorded.append(s.step)
             if acknowledged_at is not None:
                 await self._inbox.mark(conn, request_id, "acknowledged_at", acknowledged_at)

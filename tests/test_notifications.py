@@ -9,6 +9,7 @@ Message-ID so the receiver can drop it; a refusing mail server never holds up th
 from __future__ import annotations
 
 import email
+import json
 import threading
 import time
 import uuid
@@ -18,18 +19,20 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
+from structlog.testing import capture_logs
 from temporalio.testing import ActivityEnvironment
 from typer.testing import CliRunner
 
-from activities import ShareActivities, message_id
+from activities import Channels, MailDirSender, NotifyActivities, RecordActivities, WebhookSender, message_id
 from clients import Settings
 from clients._cli import app
-from schemas import DecisionAction, NotifyInput, ShareRequest
-from store import make_engine
-from workers import agency_keys, channels, ensure_demo_home, load_home
+from schemas import Directory, EventInput, NotifyInput, ShareRequest, StepsInput, StepsResult
+from store import Store, make_engine
+from workers import channels, ensure_demo_home
 
 from .conftest import Stack
 from .test_dev_server import free_port
+from .test_store import T0
 
 
 class Mailbox:
@@ -79,10 +82,8 @@ def personal_data(req: ShareRequest) -> list[str]:
             *(t.name for t in req.third_parties), *(i.content for i in req.items)]
 
 
-def activities(stack: Stack) -> ShareActivities:
-    directory, policy, _ = load_home(stack.settings)
-    return ShareActivities(stack.store, directory, policy, agency_keys(stack.settings), stack.codec.vault,
-                           channels(stack.settings))
+def activities(stack: Stack) -> NotifyActivities:
+    return NotifyActivities(stack.store, channels(stack.settings))
 
 
 async def test_awaited_contact_is_emailed_what_by_when_without_personal_data(stack: Stack, mailbox: Mailbox) -> None:
@@ -96,9 +97,9 @@ async def test_awaited_contact_is_emailed_what_by_when_without_personal_data(sta
     body = msg.get_payload(decode=True).decode()
     assert f"Safeshare request {rid}: consent requested" in body
     assert f"Awaited from you by {status.awaiting.deadline:%Y-%m-%d %H:%M} UTC: the family's consent" in body
-    [row] = [r for r in await stack.store.outbox_for(rid) if r["kind"] == "consent_requested"]
-    assert row["channel"] == "email" and row["sent_at"] is not None
-    assert msg["Message-ID"] == message_id(row["dedupe_key"])
+    [row] = [r for r in await stack.store.outbox_for(rid) if r.kind == "consent_requested"]
+    assert row.channel == "email" and row.sent_at is not None
+    assert msg["Message-ID"] == message_id(row.dedupe_key)
     raw = msg.as_string()
     for canary in personal_data(req):
         assert canary not in raw
@@ -113,14 +114,14 @@ async def test_a_retried_send_sends_nothing_twice_and_a_resend_keeps_its_message
     rid = req.request_id
     await stack.client.submit(req)
     await stack.until(rid, lambda s: s.stage == "consent")
-    [row] = [r for r in await stack.store.outbox_for(rid) if r["kind"] == "consent_requested"]
-    acts, again = activities(stack), NotifyInput(request_id=rid, step=row["step"])
+    [row] = [r for r in await stack.store.outbox_for(rid) if r.kind == "consent_requested"]
+    acts, again = activities(stack), NotifyInput(request_id=rid, step=row.step)
     assert (await ActivityEnvironment().run(acts.send_notifications, again)).sent == 0
     assert len(mailbox.to("class-teacher@northfield.example")) == 1
 
     engine = make_engine(stack.settings.database_url)  # the crash: sent, never marked
     async with engine.begin() as conn:
-        await conn.execute(sa.text("UPDATE outbox SET sent_at = NULL WHERE id = :id"), {"id": row["id"]})
+        await conn.execute(sa.text("UPDATE outbox SET sent_at = NULL WHERE id = :id"), {"id": row.id})
     await engine.dispose()
     assert (await ActivityEnvironment().run(acts.send_notifications, again)).sent == 1
     ids = {m["Message-ID"] for m in mailbox.to("class-teacher@northfield.example")}
@@ -133,12 +134,8 @@ async def test_the_requester_is_told_where_the_reasons_for_a_decline_are_never_t
     """Golden rule 7 and the guidance on a decision not to share: the requester learns that the
     reasons are recorded and where to read them; the text stays in the store, encrypted under the
     request's key, never in an e-mail that deletion cannot reach."""
-    req = await stack.request("police-inbound-declined")
-    rid, reason = req.request_id, f"Not proportionate {uuid.uuid4().hex[:12]}"
-    await stack.client.submit(req)
-    await stack.until(rid, lambda s: s.stage == "manager_review")
-    await stack.client.decide(rid, DecisionAction(decision="decline", manager="np-dsl", reason=reason))
-    await stack.until(rid, lambda s: s.stage == "retention")
+    reason = f"Not proportionate {uuid.uuid4().hex[:12]}"
+    rid = await stack.declined(reason)
     [msg] = mailbox.to("ppu-officer@riverside-police.example")
     body = msg.get_payload(decode=True).decode()
     assert f"Safeshare request {rid}: request declined." in body
@@ -162,11 +159,30 @@ async def test_a_refused_message_is_recorded_and_the_request_goes_on(stack: Stac
     rid = req.request_id
     await stack.client.submit(req)
     await stack.until(rid, lambda s: s.stage == "consent")
-    [row] = [r for r in await stack.store.outbox_for(rid) if r["kind"] == "consent_requested"]
-    assert row["sent_at"] is None and row["failure"] == "smtp: server replied 550"
-    failed = [r for r in await stack.store.audit_trail(rid) if r["event"] == "notification_failed"]
-    assert len(failed) == 1 and "NotificationRefused" in failed[0]["data"]
+    [row] = [r for r in await stack.store.outbox_for(rid) if r.kind == "consent_requested"]
+    assert row.sent_at is None and row.failure == "smtp: server replied 550"
+    failed = [r for r in await stack.store.audit_trail(rid) if r.event == "notification_failed"]
+    assert len(failed) == 1 and "NotificationRefused" in failed[0].data
     assert mailbox.to("class-teacher@northfield.example") == []
+
+
+async def test_a_notification_failed_step_is_stored_and_logged_on_the_first_attempt(
+    store: Store, tmp_path: Path
+) -> None:
+    """A step's data never clashes with the log line's own fields: `notification_failed` names the
+    step it could not notify (`step`). One attempt stores and logs it; none fails after the commit,
+    so nothing is retried (a retry would find the step stored and log nothing)."""
+    failed = EventInput(request_id="r-1", step="00007-notification_failed", event="notification_failed", at=T0,
+                        data={"step": "00006-manager_asked", "cause": "NotificationRefused"})
+    channels = Channels(email=MailDirSender(tmp_path, "safeshare@example.org"), webhook=WebhookSender(b"s"))
+    record = RecordActivities(store, Directory(agencies=[]), NotifyActivities(store, channels))
+    with capture_logs() as logs:
+        result = await ActivityEnvironment().run(record.record_steps, StepsInput(request_id="r-1", events=[failed]))
+    assert result == StepsResult()
+    [entry] = await store.audit_trail("r-1")
+    assert entry.step == failed.step and json.loads(entry.data) == failed.data
+    [line] = [e for e in logs if e["event"] == "notification_failed"]
+    assert line["step"] == failed.step and line["data"] == failed.data
 
 
 def test_a_malformed_setting_is_named_and_exits_2(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
@@ -15,28 +14,25 @@ from temporalio.converter import WorkflowSerializationContext
 
 import crypto
 from clients import Refused, sign
-from schemas import AckAction, ConsentAction, DecisionAction, OverrideAction, workflow_id
+from schemas import AckAction, DecisionAction, OverrideAction, workflow_id
+from workers import ROUTINE, eventually, in_stage
+from workflows._rules import signed_by
 
-from .conftest import Stack
-
-
-def in_stage(*stages: str):
-    return lambda s: s.stage in stages
+from .conftest import TESTS, Stack
 
 
 async def refusals(stack: Stack, request_id: str, count: int) -> list[dict]:
     """The audited refusals, once the worker has appended `count` of them (waited on, not slept)."""
-    async with asyncio.timeout(10):
-        while True:
-            trail = [{**dataclasses.asdict(e), "data": json.loads(e.data)}
-                     for e in await stack.store.audit_trail(request_id) if e.event == "action_refused"]
-            if len(trail) >= count:
-                return trail
-            await asyncio.sleep(0.02)
+    async def trail() -> list[dict]:
+        return [{**dataclasses.asdict(e), "data": json.loads(e.data)}
+                for e in await stack.store.audit_trail(request_id) if e.event == "action_refused"]
+
+    return await eventually(f"request {request_id}: {count} refusals audited", trail, lambda t: len(t) >= count,
+                            timeout=10, pace=TESTS)
 
 
 async def at_manager_review(stack: Stack, **changes: object) -> str:
-    return await stack.routine("manager_review", **changes)
+    return (await stack.routine("manager_review", **changes)).request_id
 
 
 async def test_unsigned_mis_signed_altered_replayed_and_self_approving_decisions_are_refused_and_audited(
@@ -85,15 +81,15 @@ async def test_unsigned_mis_signed_altered_replayed_and_self_approving_decisions
 
 async def test_override_and_acknowledgement_must_be_signed_by_their_actor(stack: Stack) -> None:
     """The practitioner signs the override, the recipient agency its receipt; others' keys fail."""
-    rid = await at_manager_review(stack)
+    req = await stack.routine("manager_review")
+    rid = req.request_id
     override = OverrideAction(ground="would_increase_risk_to_child", reason="risk", by="np-teacher")
     with pytest.raises(Refused, match="override: unsigned"):
         await stack.client.override(rid, override, key=None)
     with pytest.raises(Refused, match="signature is not np-teacher's"):
         await stack.client.override(rid, override, key=stack.client.own_key("np-dsl"))
     await stack.client.override(rid, override)
-    await stack.client.decide(rid, DecisionAction(decision="approve", manager="np-dsl", reason="ok"))
-    await stack.until(rid, in_stage("receipt"))
+    await stack.actors.drive(req, ROUTINE, "receipt")  # the DSL approves
 
     ack = AckAction(agency="county-childrens-services")
     with pytest.raises(Refused, match="acknowledgement: unsigned"):
@@ -112,10 +108,8 @@ async def test_override_and_acknowledgement_must_be_signed_by_their_actor(stack:
 async def test_deletion_makes_the_requests_history_undecryptable_and_leaves_no_ciphertext(stack: Stack) -> None:
     """Security model: destroying the request's keys at retention expiry makes every copy of its
     content unreadable: Temporal's history (wherever it is kept) and the store."""
-    req = await stack.request("routine-consent")
+    req = await stack.routine("consent")
     rid, wf_id = req.request_id, workflow_id(req.request_id)
-    await stack.client.submit(req)
-    await stack.until(rid, in_stage("consent"))
     first_run = (await stack.client.handle(rid).describe()).run_id
 
     # Raw history, as the server (or a backup of its database) holds it: ciphertext only.
@@ -127,12 +121,7 @@ async def test_deletion_makes_the_requests_history_undecryptable_and_leaves_no_c
     decoded = await stack.codec.decode(payloads)  # readable while the request lives
     assert any(req.subject.name.encode() in p.data for p in decoded)
 
-    await stack.client.consent(rid, ConsentAction(status="given", by="np-teacher"))
-    await stack.until(rid, in_stage("manager_review"))
-    await stack.client.decide(rid, DecisionAction(decision="approve", manager="np-dsl", reason="ok"))
-    await stack.until(rid, in_stage("receipt"))
-    await stack.client.acknowledge(rid, AckAction(agency="county-childrens-services"))
-    await stack.until(rid, in_stage("retention"))
+    await stack.actors.drive(req, ROUTINE, "retention")
     final = await stack.run_to_end(rid)
     assert final.stage == "deleted"
     # The tombstone run that records the deletion is sealed under the deployment key only.
@@ -210,9 +199,9 @@ def test_signed_message_binds_action_request_and_every_field() -> None:
     key = crypto.SigningKey.generate()
     now = datetime(2026, 11, 21, tzinfo=UTC)
     signed = sign(DecisionAction(decision="approve", manager="m-1", reason="ok"), "r-1", key, now)
-    assert signed.signature_valid("r-1", key.public_b64)
-    assert not signed.signature_valid("r-2", key.public_b64)
-    assert not signed.model_copy(update={"decision": "decline"}).signature_valid("r-1", key.public_b64)
-    assert not signed.signature_valid("r-1", crypto.SigningKey.generate().public_b64)
+    assert signed_by(signed, "r-1", key.public_b64)
+    assert not signed_by(signed, "r-2", key.public_b64)
+    assert not signed_by(signed.model_copy(update={"decision": "decline"}), "r-1", key.public_b64)
+    assert not signed_by(signed, "r-1", crypto.SigningKey.generate().public_b64)
     as_ack = AckAction(agency="m-1", signed_at=now, signature=signed.signature)
-    assert not as_ack.signature_valid("r-1", key.public_b64)
+    assert not signed_by(as_ack, "r-1", key.public_b64)

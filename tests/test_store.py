@@ -15,11 +15,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 import crypto
+from schemas import Notification
 from store import (
     AuditStep,
     ContentDestroyed,
     NotFound,
-    OutgoingNotice,
     SchemaOutOfDate,
     Store,
     StoreError,
@@ -36,7 +36,7 @@ ROOT = str(Path(__file__).resolve().parent.parent)
 
 
 async def step(store: Store, request_id: str, name: str, *, at: datetime = T0, note: str | None = None,
-               notices: list[OutgoingNotice] | None = None) -> bool:
+               notices: list[Notification] | None = None) -> bool:
     return await store.record_step(request_id=request_id, step=name, event=name.split("-", 1)[-1], actor="system",
                                    at=at, data={"n": 1}, note=note, notices=notices or [], now=at)
 
@@ -102,8 +102,8 @@ async def test_content_is_encrypted_notes_kept_and_destroyed_with_the_key(store:
 async def test_a_step_is_recorded_once_with_its_notifications(store: Store) -> None:
     """Idempotent under retries: the same (request, step) appends nothing and queues nothing twice."""
     await store.put_request("r-1", b"x", T0)
-    notice = OutgoingNotice(dedupe_key="r-1:00001-asked:asked:np-dsl", kind="asked", to_contact="np-dsl",
-                            channel="email", address="dsl@example.org", subject="s", body="b")
+    notice = Notification(dedupe_key="r-1:00001-asked:asked:np-dsl", request_id="r-1", kind="asked",
+                          to_contact="np-dsl", channel="email", address="dsl@example.org", subject="s", body="b")
     assert await step(store, "r-1", "00001-asked", notices=[notice])
     assert not await step(store, "r-1", "00001-asked", notices=[notice])
     assert [r.seq for r in await store.audit_trail("r-1")] == [1]

@@ -17,7 +17,15 @@ from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import crypto
-from activities import Channels, MailDirSender, ShareActivities, SmtpSender, StoreFailures, WebhookSender, beside
+from activities import (
+    Channels,
+    MailDirSender,
+    SmtpSender,
+    StoreFailures,
+    WebhookSender,
+    beside,
+    worker_activities,
+)
 from clients import Settings, database
 from schemas import TASK_QUEUE
 from store import Store, StoreError
@@ -99,7 +107,6 @@ async def running_worker(
                                  checkpoint_every=settings.checkpoint_every)
     with database("key vault", "SAFESHARE_KEYS_URL"):
         vault = await crypto.HistoryKeys.open(settings.keys_url, ring, settings.key_cache_seconds)
-    acts = ShareActivities(store, directory, policy, agency_keys(settings), vault, channels(settings))
     versioning = deployment_config(settings)
     try:
         async with (
@@ -110,13 +117,9 @@ async def running_worker(
                 client,
                 task_queue=task_queue,
                 workflows=[ShareRequestWorkflow],
-                activities=[
-                    acts.accept_request, acts.record_steps, acts.send_notifications, acts.seal_and_deliver,
-                    acts.push_bundle, acts.dispose, acts.shred_history_key,
-                    # Scheduled only by requests begun before `folded-steps`:
-                    acts.record_event, acts.write_record, acts.mark_acknowledged, acts.destroy_content,
-                    acts.retire_history_key,
-                ],
+                activities=worker_activities(store=store, directory=directory, policy=policy,
+                                             agency_keys=agency_keys(settings), history_keys=vault,
+                                             channels=channels(settings)),
                 interceptors=[refusals, BindActivityContext(), StoreFailures()],
                 workflow_runner=RUNNER,
                 deployment_config=versioning,

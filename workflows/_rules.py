@@ -12,8 +12,10 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 
-# The workflow's own copy of the models, not the sandbox's re-import (a no-op outside a workflow).
+# The workflow's own copy of the models and of crypto's signature check, not the sandbox's
+# re-import (a no-op outside a workflow).
 with workflow.unsafe.imports_passed_through():
+    import crypto
     from schemas import (
         AckAction,
         ChallengeAction,
@@ -38,6 +40,18 @@ def decision_made(s: ShareState, stage: Stage) -> bool:
     """Whether the stage's decision (an approval or decline; a retrospective review) is recorded."""
     kind = "retrospective_review" if stage == "retrospective_review" else "approval"
     return any(d.kind == kind and d.decision != "comment" for d in s.decisions)
+
+
+def signed_by(action: Signed, request_id: str, public_key: str) -> bool:
+    """Whether the action carries the holder of `public_key`'s signature over this action of this
+    request, made at a stated time."""
+    if action.signature is None or action.signed_at is None:
+        return False
+    try:
+        crypto.verify(public_key, action.signature, action.signed_message(request_id))
+    except crypto.CryptoError:
+        return False
+    return True
 
 
 def check_consent(s: ShareState, action: ConsentAction) -> None:
@@ -138,7 +152,7 @@ def _check_signature(s: ShareState, action: Signed, what: str, used: Sequence[st
         raise Refusal(f"{what}: unsigned; {action.signer} signs it with their key (--key)")
     if action.signer not in keys:
         raise Refusal(f"{what}: {action.signer} has no signing key in the directory")
-    if not action.signature_valid(s.request_id, keys[action.signer]):
+    if not signed_by(action, s.request_id, keys[action.signer]):
         raise Refusal(f"{what}: signature is not {action.signer}'s over this {what} of request "
                       f"{s.request_id} (altered, another key, or signed for another request)")
     if action.signature in used:

@@ -24,7 +24,7 @@ from ._rules import decision_made
 from ._steps import StageRecords, failure_kind
 
 with workflow.unsafe.imports_passed_through():
-    from activities import ShareActivities
+    from activities import DeliveryActivities, DisposalActivities, IntakeActivities
     from schemas import (
         UNSAFE_TO_INFORM_GROUNDS,
         WORKFLOW_TYPE,
@@ -99,7 +99,7 @@ class ShareRequestWorkflow(ActorActions):
 
     async def _accept(self, request: ShareRequest) -> None:
         s = self._s
-        s.intake = await workflow.execute_activity_method(ShareActivities.accept_request, request, **STEP)
+        s.intake = await workflow.execute_activity_method(IntakeActivities.accept_request, request, **STEP)
         self._records.add_step("request_accepted", actor=s.requested_by,
                                data={"items": len(s.intake.items), "direction": s.direction})
 
@@ -154,7 +154,7 @@ class ShareRequestWorkflow(ActorActions):
             return
         await self._begin_stage("transmission", None)
         s.receipt = await workflow.execute_activity_method(
-            ShareActivities.seal_and_deliver,
+            DeliveryActivities.seal_and_deliver,
             DeliverInput(request_id=s.request_id, item_ids=items, disclosing_agency=s.disclosing_agency,
                          recipient_agency=s.recipient_agency, at=workflow.now()),
             **STEP,
@@ -176,8 +176,8 @@ class ShareRequestWorkflow(ActorActions):
         s = self._s
         try:
             pushed = await workflow.execute_activity_method(
-                ShareActivities.push_bundle, PushInput(request_id=s.request_id, recipient_agency=s.recipient_agency),
-                **PUSH,
+                DeliveryActivities.push_bundle,
+                PushInput(request_id=s.request_id, recipient_agency=s.recipient_agency), **PUSH,
             )
         except ActivityError as err:
             # Refused by the receiver (4xx): the recipient can still pull it from the inbox.
@@ -242,7 +242,7 @@ class ShareRequestWorkflow(ActorActions):
         # Irreversible from here: the rules refuse every action on a deleted request.
         s.stage, s.awaiting = "deleted", None
         tomb = await workflow.execute_activity_method(
-            ShareActivities.dispose, RequestAt(request_id=s.request_id, at=workflow.now()), **STEP)
+            DisposalActivities.dispose, RequestAt(request_id=s.request_id, at=workflow.now()), **STEP)
         s.deleted_at = tomb.destroyed_at
         # The memo is passed on explicitly so that it too is re-encrypted under the deployment key:
         # left out, the server would copy the old one, sealed under the key about to be shredded.
@@ -252,7 +252,7 @@ class ShareRequestWorkflow(ActorActions):
         """The tombstone run: every earlier run's payloads become unreadable; the deletion is recorded."""
         s = self._s
         await workflow.execute_activity_method(
-            ShareActivities.shred_history_key, RequestAt(request_id=s.request_id, at=workflow.now()), **STEP)
+            DisposalActivities.shred_history_key, RequestAt(request_id=s.request_id, at=workflow.now()), **STEP)
         self._records.add_step("content_destroyed")
         self._records.add_decision_record()
         await self._show()

@@ -11,7 +11,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from ._options import NOTIFY, STEP
 
 with workflow.unsafe.imports_passed_through():
-    from activities import NOTIFICATION_REFUSED, ShareActivities
+    from activities import NOTIFICATION_REFUSED, NotifyActivities, RecordActivities
     from schemas import DecisionRecord, EventInput, Notice, NotifyInput, ShareState, StepsInput
 
 
@@ -101,7 +101,7 @@ class StageRecords:
         self._steps, self._record_due, self._acknowledged_at = [], False, None
         self._in_flight.append(last)
         try:
-            result = await workflow.execute_activity_method(ShareActivities.record_steps, batch, **STEP)
+            result = await workflow.execute_activity_method(RecordActivities.record_steps, batch, **STEP)
         finally:
             self._in_flight.remove(last)
         for step in result.refused:
@@ -116,6 +116,6 @@ class StageRecords:
         unreachable after the retries: recorded, and the outbox keeps the rows for operators."""
         try:
             await workflow.execute_activity_method(
-                ShareActivities.send_notifications, NotifyInput(request_id=self._s.request_id, step=step), **NOTIFY)
+                NotifyActivities.send_notifications, NotifyInput(request_id=self._s.request_id, step=step), **NOTIFY)
         except ActivityError as err:
             self.add_step("notification_failed", data={"step": step, "cause": failure_kind(err)})

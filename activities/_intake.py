@@ -1,0 +1,74 @@
+"""Intake: the request's content into the store, and the snapshot the workflow runs on."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from schemas import Agency, Directory, Intake, ItemSummary, Policy, ShareRequest, Withholder
+from store import Store
+
+from . import _metrics as metrics
+
+log = structlog.get_logger("safeshare.activities")
+
+
+@dataclass(frozen=True)
+class IntakeActivities:
+    store: Store
+    directory: Directory
+    policy: Policy
+
+    @activity.defn
+    async def accept_request(self, request: ShareRequest) -> Intake:
+        """Store the content encrypted under a new data key, once (a retry finds it stored), and
+        snapshot what the workflow needs from the directory and the policy."""
+        discloser = self.directory.agency(request.disclosing_agency)
+        recipient = self.directory.agency(request.recipient_agency)
+        if discloser is None or recipient is None:
+            # Checked at intake; reaching here means the directory changed since.
+            raise ApplicationError("agency no longer in the directory", type="Directory", non_retryable=True)
+        stored = await self.store.put_request(
+            request.request_id, request.model_dump_json().encode(), activity.info().started_time
+        )
+        log.info("request_stored", request_id=request.request_id, new=stored)
+        if stored:
+            metrics.request_accepted(request.urgency, request.direction)
+        return self._snapshot(request, discloser, recipient)
+
+    def _snapshot(self, request: ShareRequest, discloser: Agency, recipient: Agency) -> Intake:
+        """Ids, categories, hashes, the manager chain, the stage policy, the retention date: from
+        here on the workflow carries no personal data."""
+        withhold = Withholder.for_request(request)
+        return Intake(
+            items=[
+                ItemSummary(
+                    id=i.id, category=i.category, special_category=i.special_category, kind=i.kind,
+                    sha256=hashlib.sha256(i.content.encode()).hexdigest(),
+                    withholds_identity=(w := withhold(i.content)).mentions_protected,
+                    needs_manual_redaction=not w.safe,
+                )
+                for i in request.items
+            ],
+            protected_third_parties=sum(t.protected for t in request.third_parties),
+            managers=[(m.id, m.tier or 1) for m in discloser.managers()],
+            disclosing_contacts=[c.id for c in discloser.contacts],
+            recipient_contacts=[c.id for c in recipient.with_role("inbox") or recipient.contacts],
+            recipient_managers=[c.id for c in recipient.managers()],
+            dpo=[c.id for c in discloser.with_role("dpo")],
+            stage_policy=self.policy.stages[request.urgency],
+            escalation_tiers=self.policy.escalation_tiers,
+            receipt_reminders=self.policy.receipt_reminders,
+            retention_until=self.policy.retention_until(
+                request.subject.date_of_birth, request.subject.looked_after, activity.info().scheduled_time.date()
+            ),
+            signing_keys={
+                **{c.id: c.signing_public_key for c in discloser.contacts if c.signing_public_key},
+                recipient.id: recipient.signing_public_key,
+            },
+            recipient_delivery=recipient.delivery,
+        )
