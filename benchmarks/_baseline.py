@@ -19,8 +19,8 @@ from datetime import timedelta
 
 from temporalio import activity, workflow
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey
-from temporalio.worker import Worker
+from temporalio.common import SearchAttributeKey, VersioningBehavior, WorkerDeploymentVersion
+from temporalio.worker import Worker, WorkerDeploymentConfig
 
 STAGE = SearchAttributeKey.for_keyword("ShareStage")
 _ACT = {"start_to_close_timeout": timedelta(seconds=60)}
@@ -114,8 +114,13 @@ async def main() -> None:
     from workers import RUNNER  # the share worker's sandbox settings, for a like-for-like runner
 
     client = await Client.connect(os.environ["TEMPORAL_ADDRESS"])
+    # Versioned as the share worker is in the benchmark (SAFESHARE_BUILD_ID, SAFESHARE_DEPLOYMENT).
+    version = WorkerDeploymentVersion(deployment_name=os.environ["SAFESHARE_DEPLOYMENT"],
+                                      build_id=os.environ["SAFESHARE_BUILD_ID"])
     worker = Worker(client, task_queue=os.environ["BENCH_TASK_QUEUE"], workflows=[BaselineWorkflow],
-                    activities=[nothing], workflow_runner=RUNNER, **worker_options())
+                    activities=[nothing], workflow_runner=RUNNER, **worker_options(),
+                    deployment_config=WorkerDeploymentConfig(version=version, use_worker_versioning=True,
+                                                             default_versioning_behavior=VersioningBehavior.AUTO_UPGRADE))
     async with worker:
         print("worker_started", flush=True)
         await asyncio.Event().wait()

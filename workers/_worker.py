@@ -11,7 +11,7 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.api.workflowservice.v1 import SetWorkerDeploymentCurrentVersionRequest
 from temporalio.client import Client
-from temporalio.common import WorkerDeploymentVersion
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -57,6 +57,13 @@ def channels(settings: Settings) -> Channels:
     return Channels(email=email, webhook=webhook)
 
 
+# Worker Versioning (docs/VERSIONING.md): a request moves to the current build at its next task.
+# Never pinned: a request awaiting an overdue manager waits without end, and its build would have to
+# run as long; so changes to what open requests replay are patched. Set on the versioned worker,
+# not on the workflow type: a type that declares a behaviour is refused by unversioned workers.
+VERSIONING_BEHAVIOR = VersioningBehavior.AUTO_UPGRADE
+
+
 def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
     """The worker's Worker Deployment Version when it is given a build id (SAFESHARE_BUILD_ID);
     None, an unversioned worker, otherwise (the time-skipping test server has no deployments)."""
@@ -64,9 +71,8 @@ def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
         return None
     return WorkerDeploymentConfig(
         version=WorkerDeploymentVersion(deployment_name=settings.deployment_name, build_id=settings.build_id),
-        # No default behaviour: the workflow type declares its own (AUTO_UPGRADE), and the SDK
-        # refuses to run a future workflow type that does not.
         use_worker_versioning=True,
+        default_versioning_behavior=VERSIONING_BEHAVIOR,
     )
 
 

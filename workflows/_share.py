@@ -15,7 +15,6 @@ from datetime import timedelta
 from typing import Any, NoReturn
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError
 
 from ._actors import ActorActions
@@ -50,10 +49,7 @@ RETENTION_CHUNK = timedelta(days=365)
 STAGE = SearchKey.STAGE  # what automated actors act on (docs/ARCHITECTURE.md)
 
 
-# Worker Versioning (docs/VERSIONING.md): a request moves to the current build at its next task.
-# Never pinned: a request awaiting an overdue manager waits without end, and its build would have to
-# run as long; so changes to what open requests replay are patched.
-@workflow.defn(name=WORKFLOW_TYPE, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name=WORKFLOW_TYPE)
 class ShareRequestWorkflow(ActorActions):
     @workflow.init
     def __init__(self, inp: ShareInput) -> None:
