@@ -22,6 +22,12 @@ COPY clients/ clients/
 COPY workers/ workers/
 # Our own code, against the locked dependencies already installed (nothing else is fetched).
 RUN /opt/safeshare/bin/pip install --no-deps --no-build-isolation .
+# Bytecode for everything installed, written here because the image runs with
+# PYTHONDONTWRITEBYTECODE=1: the worker's sandbox imports the workflow code afresh for every
+# workflow run, and without .pyc each one compiled it from source (docs/PERFORMANCE.md). pip
+# compiles by default; this makes it not depend on that. COPY --from keeps the sources' mtimes,
+# so the .pyc stay valid in the final stage.
+RUN /opt/safeshare/bin/python -m compileall -q /opt/safeshare/lib
 
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 safeshare \

@@ -4,6 +4,13 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The project's bytecode, written ahead. PYTHONDONTWRITEBYTECODE=1 (the dev environment, the
+# image) stops Python caching it, and the worker's sandbox imports workflows/ afresh for every
+# workflow run: without .pyc each run compiled them from source (docs/PERFORMANCE.md). Reading .pyc
+# is still allowed; one older than its source is ignored (the source compiled in memory), so it is
+# refreshed before each target that runs the worker; compileall skips what is up to date.
+PACKAGES := schemas workflows activities workers clients crypto store database benchmarks
+BYTECODE := $(BIN)/python -m compileall -q $(PACKAGES)
 
 .PHONY: run test lint fmt lock demo histories bench clean
 
@@ -11,17 +18,21 @@ $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BYTECODE)
 	touch $(STAMP)
 
 run: $(STAMP)
+	$(BYTECODE)
 	$(BIN)/safeshare dev
 
 test: $(STAMP)
+	$(BYTECODE)
 	$(BIN)/python -m pytest
 
 # The benchmarks against the real dev server (not part of `make test`): writes
 # benchmarks/results/latest.json and the table in docs/PERFORMANCE.md. BENCH_SCALE=0.1 for a quick run.
 bench: $(STAMP)
+	$(BYTECODE)
 	$(BIN)/python -m benchmarks
 
 lint: $(STAMP)
@@ -50,3 +61,4 @@ lock: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+	find $(PACKAGES) tests -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -20,7 +20,7 @@ from . import _report
 from ._crypto import crypto_costs
 from ._lifecycle import analyse, emergencies, latency_table, lifecycle
 from ._retention import retention
-from ._stack import ROOT, Stack
+from ._stack import ROOT, Stack, versioned
 
 PHASES = ("crypto", "history", "lifecycle", "retention")
 
@@ -85,12 +85,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         await stack.start_server()
         profile = ROOT / "benchmarks" / "results" / f"profile-{args.profile}.raw" if args.profile else None
+        # Both workers are versioned, as a deployed worker is (the share workflow declares its
+        # versioning behaviour, which a real server refuses from an unversioned worker).
         share_pid = await stack.start_worker("share", stack.share_worker_argv(),
-                                             {"SAFESHARE_TASK_QUEUE": "bench-share", **tuning}, profile)
+                                             {"SAFESHARE_TASK_QUEUE": "bench-share", **versioned("share"), **tuning},
+                                             profile)
+        await stack.make_current("share")
         log(f"stack up in {home}; share worker pid {share_pid}")
         if "lifecycle" in args.only:
             base_pid = await stack.start_worker("baseline", stack.baseline_worker_argv(),
-                                                {"BENCH_TASK_QUEUE": "bench-baseline", **tuning})
+                                                {"BENCH_TASK_QUEUE": "bench-baseline", **versioned("baseline"),
+                                                 **tuning})
+            await stack.make_current("baseline")
             n = max(8, int(500 * args.scale))
             log(f"lifecycle: {n} requests and {n} baseline workflows, alternating")
             life = await lifecycle(stack, n, args.concurrency, args.rounds, "bench-baseline",

@@ -6,7 +6,7 @@ import json
 import os
 import platform
 import subprocess
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -148,27 +148,46 @@ def update_doc(r: dict[str, Any]) -> None:
     DOC.write_text(f"{head}{BEGIN}\n{table(r)}\n{END}{tail}")
 
 
+def _frame(f: str) -> str:
+    """`name (path/to/file.py:123)` → `name (file.py)`."""
+    if " (" not in f:
+        return f
+    name, _, where = f.partition(" (")
+    return f"{name} ({where.split(':')[0].split('/')[-1]})"
+
+
 def summarise_profile(raw: Path, out: Path, top: int = 40) -> str:
     """py-spy's collapsed stacks → the functions with the most samples, inclusive and own, of the
-    worker's event loop while busy (idle threads and the loop's wait for I/O left out)."""
+    worker while busy: its event loop (codec, activities, the sandbox's instance creation) and the
+    SDK's workflow-task threads, which run each activation's workflow code. Idle waits (the loop's
+    select, a pool thread waiting for work) are left out."""
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
+    where: Counter[str] = Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not count.isdigit() or "run_until_complete" not in stack or "select (selectors.py" in stack:
+        if not count.isdigit() or "select (selectors.py" in stack:
             continue
+        frames = [_frame(f) for f in stack.split(";")]
+        if frames[-1].startswith(("_worker (thread.py)", "_connection_worker_thread (core.py)")):
+            continue  # a pool or aiosqlite thread waiting for work
+        if "run_until_complete" in stack:
+            part = "event loop"
+        elif "_WorkItem.run (thread.py)" in frames and any(f.startswith("_Instance.activate") for f in frames):
+            part = "workflow-task threads"
+        elif "_WorkItem.run (thread.py)" in frames or "_connection_worker_thread (core.py)" in frames:
+            part = "other threads (sqlite, executors)"
+        else:
+            continue  # start-up and shutdown
         n = int(count)
         total += n
-        frames = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].split("/")[-1] + ")"
-                  if " (" in f else f for f in stack.split(";")]
+        where[part] += n
         for f in set(frames):
             inclusive[f] += n
         own[frames[-1]] += n
-    by_file: dict[str, int] = defaultdict(int)
-    for f, n in own.items():
-        by_file[f.rsplit("(", 1)[-1].rstrip(")")] += n
-    parts = [f"{total} samples of the busy event loop", "", "inclusive:"]
+    parts = [f"{total} samples of the busy worker: "
+             + ", ".join(f"{k} {n / total:.1%}" for k, n in where.most_common()), "", "inclusive:"]
     parts += [f"{n / total:6.1%}  {f}" for f, n in inclusive.most_common(top)]
     parts += ["", "own:"] + [f"{n / total:6.1%}  {f}" for f, n in own.most_common(top)]
     text = "\n".join(parts) + "\n"

@@ -14,11 +14,20 @@ from datetime import date
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.common import WorkerDeploymentVersion
 
 import crypto
 from clients import SafeshareClient, Settings, Unavailable, connect, open_codec, read_directory
 from workers import end_retention_at_record, ensure_demo_home
 from workers._dev import dev_server_args
+from workers._worker import make_current
+
+BUILD_ID = "bench"
+
+
+def versioned(name: str) -> dict[str, str]:
+    """A worker's Worker Deployment Version (its own deployment per worker), as environment."""
+    return {"SAFESHARE_BUILD_ID": BUILD_ID, "SAFESHARE_DEPLOYMENT": f"{name}-bench"}
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,6 +120,11 @@ class Stack:
         self.workers[name] = proc
         await self._ready(name, proc)
         return await self._python_pid(proc, profile is not None)
+
+    async def make_current(self, name: str) -> None:
+        """Make the worker's build its deployment's Current Version, as `make run` does."""
+        assert self.raw is not None
+        await make_current(self.raw, WorkerDeploymentVersion(deployment_name=f"{name}-bench", build_id=BUILD_ID))
 
     async def _ready(self, name: str, proc: asyncio.subprocess.Process) -> None:
         # The share worker logs to stderr (its log file); it is ready when it polls, which we

@@ -17,6 +17,7 @@ the codec server can decode without knowing which workflow a payload came from.
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import json
 import os
@@ -25,7 +26,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -335,10 +336,37 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
             raise CryptoError(UNREADABLE) from None
 
 
+@dataclasses.dataclass(frozen=True)
+class _ContextualDataConverter(DataConverter):
+    """A DataConverter whose `with_context` clones without re-running `__post_init__`.
+
+    The SDK asks for a converter in a payload's context for every payload sequence a worker
+    encodes or decodes (each command's and each activation job's). The codec always takes the
+    context (it picks the request's key by workflow id), so the SDK's `with_context` always clones,
+    by `dataclasses.replace`, whose `__post_init__` builds a new Pydantic payload converter and
+    failure converter only for the clone to overwrite them: about a tenth of the share worker's
+    workflow-task CPU (docs/PERFORMANCE.md). Cloning by `copy.copy` keeps the same components.
+    """
+
+    def with_context(self, context: SerializationContext) -> Self:
+        converter, codec, failures, storage = (
+            c.with_context(context) if isinstance(c, WithSerializationContext) else c
+            for c in (self.payload_converter, self.payload_codec, self.failure_converter, self.external_storage)
+        )
+        if (converter is self.payload_converter and codec is self.payload_codec
+                and failures is self.failure_converter and storage is self.external_storage):
+            return self
+        cloned = copy.copy(self)
+        for name, value in (("payload_converter", converter), ("payload_codec", codec),
+                            ("failure_converter", failures), ("external_storage", storage)):
+            object.__setattr__(cloned, name, value)
+        return cloned
+
+
 def data_converter(codec: EncryptionCodec) -> DataConverter:
     """Pydantic payloads, encrypted; failure messages and stack traces go through the codec too."""
-    return dataclasses.replace(
-        pydantic_data_converter,
+    return _ContextualDataConverter(
+        payload_converter_class=pydantic_data_converter.payload_converter_class,
         payload_codec=codec,
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
