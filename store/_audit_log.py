@@ -8,7 +8,9 @@ append shares its transaction with the step's note and notifications.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,6 +25,12 @@ from ._tables import audit, audit_checkpoints, audit_head
 
 HEAD = audit_head.c.id == 1
 
+# Built once: the append path runs them for every batch of steps.
+_LOCK_HEAD = sa.select(audit_head.c.seq, audit_head.c.hash).where(HEAD).with_for_update()
+_SET_HEAD = audit_head.update().where(HEAD)  # the new seq and hash are its parameters
+_STORED_STEPS = sa.select(audit.c.step).where(
+    audit.c.request_id == sa.bindparam("request_id"), audit.c.step.in_(sa.bindparam("steps", expanding=True)))
+
 
 class AuditLog:
     def __init__(self, signing_key: crypto.SigningKey | None, checkpoint_every: int) -> None:
@@ -32,29 +40,42 @@ class AuditLog:
     @staticmethod
     async def lock_head(conn: AsyncConnection) -> ChainHead:
         """The chain head, locked until the transaction ends, in this and every other process."""
-        row = (await conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash).where(HEAD).with_for_update())).one()
+        row = (await conn.execute(_LOCK_HEAD)).one()
         return ChainHead(seq=row.seq, hash=row.hash)
 
     @staticmethod
-    async def has_step(conn: AsyncConnection, request_id: str, step: str) -> bool:
-        found = await conn.scalar(sa.select(audit.c.seq).where(audit.c.request_id == request_id, audit.c.step == step))
-        return found is not None
+    async def stored_steps(conn: AsyncConnection, request_id: str, steps: Collection[str]) -> set[str]:
+        """Which of the request's steps the chain already holds: one query for a whole batch."""
+        if not steps:
+            return set()
+        return set((await conn.scalars(_STORED_STEPS, {"request_id": request_id, "steps": list(steps)})).all())
 
     async def append(
-        self, conn: AsyncConnection, head: ChainHead, request_id: str, s: AuditStep, now: datetime
+        self, conn: AsyncConnection, head: ChainHead, request_id: str, steps: Sequence[AuditStep], now: datetime
     ) -> ChainHead:
-        """Write the step's entry after the (locked) head and move the head; returns the new head."""
-        seq, prev_hash = head.seq + 1, head.hash
-        digest = _audit.entry_hash(seq=seq, request_id=request_id, step=s.step, event=s.event, actor=s.actor,
-                                   at=s.at, data=s.data, prev_hash=prev_hash)
-        await conn.execute(audit.insert().values(
-            seq=seq, request_id=request_id, step=s.step, event=s.event, actor=s.actor, at=s.at,
-            data=json.dumps(s.data, sort_keys=True), prev_hash=prev_hash, hash=digest,
-        ))
-        await conn.execute(audit_head.update().where(HEAD).values(seq=seq, hash=digest))
-        new_head = ChainHead(seq=seq, hash=digest)
-        if self._key is not None and seq % self._every == 0:
-            await self._sign(conn, new_head, now)
+        """Write the steps' entries after the (locked) head, in order, and move the head once to the
+        last; every entry whose seq is a multiple of the checkpoint interval is signed as it stood
+        then. Returns the new head."""
+        if not steps:
+            return head
+        rows: list[dict[str, Any]] = []
+        signed: list[ChainHead] = []  # the checkpoints this batch reaches
+        seq, prev_hash = head.seq, head.hash
+        for s in steps:
+            seq += 1
+            digest = _audit.entry_hash(seq=seq, request_id=request_id, step=s.step, event=s.event, actor=s.actor,
+                                       at=s.at, data=s.data, prev_hash=prev_hash)
+            rows.append({"seq": seq, "request_id": request_id, "step": s.step, "event": s.event, "actor": s.actor,
+                         "at": s.at, "data": json.dumps(s.data, sort_keys=True), "prev_hash": prev_hash,
+                         "hash": digest})
+            if self._key is not None and seq % self._every == 0:
+                signed.append(ChainHead(seq=seq, hash=digest))
+            prev_hash = digest
+        await conn.execute(audit.insert(), rows)
+        new_head = ChainHead(seq=seq, hash=prev_hash)
+        await conn.execute(_SET_HEAD, {"seq": new_head.seq, "hash": new_head.hash})
+        for checkpoint in signed:
+            await self._sign(conn, checkpoint, now)
         return new_head
 
     async def checkpoint(self, conn: AsyncConnection, now: datetime) -> int:

@@ -51,11 +51,16 @@ class Content:
             raise ContentDestroyed(request_id)
         return crypto.decrypt(data_key, blob, request_id.encode())
 
-    async def add_note(self, conn: AsyncConnection, request_id: str, step: str, note: str) -> None:
+    async def add_notes(self, conn: AsyncConnection, request_id: str, step_notes: list[tuple[str, str]]) -> None:
+        """The steps' notes, (step, note) each, encrypted under the request's data key (read once)."""
+        if not step_notes:
+            return
         data_key = await self._data_key(conn, request_id)
-        await conn.execute(notes.insert().values(
-            request_id=request_id, step=step, ciphertext=crypto.encrypt(data_key, note.encode(), request_id.encode()),
-        ))
+        aad = request_id.encode()
+        await conn.execute(notes.insert(), [
+            {"request_id": request_id, "step": step, "ciphertext": crypto.encrypt(data_key, note.encode(), aad)}
+            for step, note in step_notes
+        ])
 
     async def notes_for(self, conn: AsyncConnection, request_id: str) -> dict[str, str]:
         """Each audited step's note (reasons, challenge text), by step; ContentDestroyed once shredded."""

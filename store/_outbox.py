@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import datetime
 
@@ -16,10 +17,14 @@ from ._tables import outbox
 
 class Outbox:
     @staticmethod
-    async def queue(conn: AsyncConnection, step: str, notifications: list[Notification], now: datetime) -> None:
-        """The step's notifications, unsent: a notification's fields are the table's columns."""
-        for n in notifications:
-            await conn.execute(outbox.insert().values(**asdict(n), step=step, created_at=now))
+    async def queue(
+        conn: AsyncConnection, by_step: Iterable[tuple[str, list[Notification]]], now: datetime
+    ) -> None:
+        """Each step's notifications, unsent, in one statement: a notification's fields are the
+        table's columns."""
+        rows = [{**asdict(n), "step": step, "created_at": now} for step, notices in by_step for n in notices]
+        if rows:
+            await conn.execute(outbox.insert(), rows)
 
     @staticmethod
     async def entries(conn: AsyncConnection, request_id: str | None = None) -> list[OutboxEntry]:

@@ -116,23 +116,23 @@ class Store:
         """Several audited steps, the decision record as it now stands and an acknowledgement, in
         one transaction: all of it is stored or none. Returns the steps newly recorded; a retry
         finds its steps done and appends nothing twice."""
-        recorded = []
         async with self._writer.begin() as conn:
             # Locked first, in every process: appenders anywhere keep one linear chain.
             head = await self._audit.lock_head(conn)
-            for s in steps:
-                if await self._audit.has_step(conn, request_id, s.step):
-                    continue
-                head = await self._audit.append(conn, head, request_id, s, now)
-                if s.note is not None:
-                    await self._content.add_note(conn, request_id, s.step, s.note)
-                await self._outbox.queue(conn, s.step, s.notices, now)
-                recorded.append(s.step)
+            stored = await self._audit.stored_steps(conn, request_id, {s.step for s in steps})
+            new: list[AuditStep] = []
+            for s in steps:  # in order; a step already stored, or twice in the batch, is appended once
+                if s.step not in stored:
+                    stored.add(s.step)
+                    new.append(s)
+            await self._audit.append(conn, head, request_id, new, now)
+            await self._content.add_notes(conn, request_id, [(s.step, s.note) for s in new if s.note is not None])
+            await self._outbox.queue(conn, ((s.step, s.notices) for s in new), now)
             if acknowledged_at is not None:
                 await self._inbox.mark(conn, request_id, "acknowledged_at", acknowledged_at)
             if record is not None:
                 await self._records.put(conn, request_id, *record)
-        return recorded
+        return [s.step for s in new]
 
     async def checkpoint(self, now: datetime) -> int:
         """Sign the chain head now (e.g. at the end of a day); returns its seq (0: empty chain)."""
