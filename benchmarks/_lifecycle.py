@@ -10,16 +10,16 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 
-import crypto
-from clients import Refused, history_runs, read_request
-from schemas import AckAction, ConsentAction, DecisionAction, ShareRequest, workflow_id
+from clients import history_runs, read_request
+from schemas import ShareRequest, workflow_id
+from workers import ROUTINE, SCRIPTS, Actors, Pace, eventually
 
 from ._stack import ROOT, Stack, cpu_seconds, retention_passed_dob
 
@@ -27,6 +27,7 @@ from ._stack import ROOT, Stack, cpu_seconds, retention_passed_dob
 # costs the server and the worker as much as a small workflow task. Latencies are taken from the
 # server's event times, so this bounds only how soon an actor acts, not what is measured.
 POLL = 0.1
+WAIT = 300  # seconds any one stage may take before the run fails, saying where it stopped
 EXAMPLES = ROOT / "examples" / "requests"
 
 
@@ -38,46 +39,22 @@ def request(name: str, prefix: str) -> ShareRequest:
     return req.model_copy(update={"request_id": rid, "subject": subject})
 
 
-@dataclass
-class Actors:
-    """The practitioner, the manager and the recipient agency, each signing with its demo key."""
+def actors(stack: Stack, every: float = POLL) -> Actors:
+    """The example requests' actors (workers/_actors.py) on the share client, looking every `every`
+    seconds. They act on the status query's stage, as the baseline's actors do, so that both
+    workers answer the same queries."""
+    assert stack.share is not None
+    return Actors(stack.share, stack.settings, act_on="status", timeout=WAIT, pace=Pace(first=every, most=every))
 
-    stack: Stack
-    dsl: crypto.SigningKey = field(init=False)
-    agency: crypto.SigningKey = field(init=False)
 
-    def __post_init__(self) -> None:
-        s = self.stack.settings
-        self.dsl = crypto.SigningKey.load(s.contact_key_file("np-dsl"))
-        self.rp_sergeant = crypto.SigningKey.load(s.contact_key_file("rp-sergeant"))
-        self.agency = crypto.SigningKey(crypto.AgencyKeys.load(s.agency_key_file("county-childrens-services")).signing)
-
-    async def until(self, rid: str, stages: tuple[str, ...], poll: float = POLL) -> None:
-        share = self.stack.share
-        assert share is not None
-        while True:
-            try:
-                if (await share.status(rid)).stage in stages:
-                    return
-            except Refused:
-                pass  # not started yet
-            await asyncio.sleep(poll)
-
-    async def routine(self, prefix: str) -> str:
-        share = self.stack.share
-        assert share is not None
-        req = request("routine-consent", prefix)
-        rid = req.request_id
-        await share.submit(req)
-        await self.until(rid, ("consent",))
-        await share.consent(rid, ConsentAction(status="given", by="np-teacher"))
-        await self.until(rid, ("manager_review",))
-        await share.decide(rid, DecisionAction(decision="approve", manager="np-dsl", reason="Proportionate."),
-                           self.dsl)
-        await self.until(rid, ("receipt",))
-        await share.acknowledge(rid, AckAction(agency="county-childrens-services"), self.agency)
-        await share.wait(rid)  # record, retention (already passed), deletion, tombstone
-        return workflow_id(rid)
+async def routine(actors: Actors, prefix: str) -> str:
+    """A routine request: consent given, the DSL approves, the recipient acknowledges; then its
+    record, retention (already passed), deletion and tombstone."""
+    req = request("routine-consent", prefix)
+    await actors.submit(req)
+    await actors.drive(req, ROUTINE)
+    await actors.client.wait(req.request_id)
+    return workflow_id(req.request_id)
 
 
 @dataclass
@@ -87,8 +64,8 @@ class BaselineActors:
 
     async def until(self, wf_id: str, stage: str) -> None:
         handle = self.client.get_workflow_handle(wf_id)
-        while await handle.query("status", result_type=str) != stage:  # noqa: ASYNC110 - an actor polls
-            await asyncio.sleep(POLL)
+        await eventually(f"baseline {wf_id}: {stage}", lambda: handle.query("status", result_type=str),
+                         lambda seen: seen == stage, timeout=WAIT, pace=Pace(first=POLL, most=POLL))
 
     async def routine(self, prefix: str) -> str:
         wf_id = f"{prefix}-{uuid.uuid4().hex[:12]}"
@@ -119,20 +96,20 @@ async def lifecycle(stack: Stack, n: int, concurrency: int, rounds: int, baselin
     """Alternating rounds (share, baseline, baseline, share, ...: ABBA cancels a linear drift).
     Each worker's CPU time per lifecycle is counted too: it does not depend on what else runs."""
     assert stack.raw is not None  # the baseline has no codec
-    actors, base = Actors(stack), BaselineActors(stack.raw, baseline_queue)
+    share, base = actors(stack), BaselineActors(stack.raw, baseline_queue)
     per_round = max(1, n // rounds)
     elapsed = {"share": 0.0, "baseline": 0.0}
     done = {"share": 0, "baseline": 0}
     cpu = {"share": 0.0, "baseline": 0.0}
     ids: dict[str, list[str]] = {"share": [], "baseline": []}
     # Warm up both workers (imports, sandbox, first connections) outside the measurement.
-    await drive(min(4, per_round), 4, lambda: actors.routine("warm"))
+    await drive(min(4, per_round), 4, lambda: routine(share, "warm"))
     await drive(min(4, per_round), 4, lambda: base.routine("warm-base"))
     order = ["share", "baseline", "baseline", "share"]
     for r in range(rounds):
         kind = order[r % 4] if rounds > 1 else "share"
         for which in ([kind, "baseline" if kind == "share" else "share"]):
-            fn = (lambda: actors.routine("life")) if which == "share" else (lambda: base.routine("base"))
+            fn = (lambda: routine(share, "life")) if which == "share" else (lambda: base.routine("base"))
             before = cpu_seconds(pids[which])
             t, got = await drive(per_round, concurrency, fn)
             cpu[which] += cpu_seconds(pids[which]) - before
@@ -241,20 +218,14 @@ def latency_table(times: list[dict[str, float]]) -> dict[str, dict[str, float]]:
 async def emergencies(stack: Stack, n: int, concurrency: int) -> list[str]:
     """Emergency requests (share now, review later), submitted with `concurrency` in flight; each is
     then reviewed and acknowledged so that it runs on to deletion."""
-    share = stack.share
-    assert share is not None
-    actors = Actors(stack)
+    emergency = actors(stack)
 
     async def one() -> str:
         req = request("emergency-override", "emerg")
-        rid = req.request_id
-        await share.submit(req)
-        await actors.until(rid, ("retrospective_review",))
-        await share.acknowledge(rid, AckAction(agency="county-childrens-services"), actors.agency)
-        await share.decide(rid, DecisionAction(decision="approve", manager="rp-sergeant", reason="Right call."),
-                           actors.rp_sergeant)
-        await share.wait(rid)
-        return workflow_id(rid)
+        await emergency.submit(req)
+        await emergency.drive(req, SCRIPTS["emergency-override"])  # acknowledged, then reviewed
+        await emergency.client.wait(req.request_id)
+        return workflow_id(req.request_id)
 
     _, ids = await drive(n, concurrency, one)
     return ids

@@ -17,9 +17,10 @@ import time
 from typing import Any
 
 from clients import Refused
-from schemas import DecisionAction, HoldAction
+from schemas import HoldAction
+from workers import DECLINE
 
-from ._lifecycle import Actors, drive, request
+from ._lifecycle import actors, drive, request
 from ._stack import Stack, db_bytes, rss_bytes
 
 COUNT_RUNNING = "WorkflowType = 'ShareRequest' AND ExecutionStatus = 'Running'"
@@ -42,7 +43,7 @@ async def _until_count(stack: Stack, query: str, target: int, timeout: float) ->
 async def retention(stack: Stack, n: int, concurrency: int, worker_pid: int, expire: bool = True) -> dict[str, Any]:
     share = stack.share
     assert share is not None
-    actors = Actors(stack)
+    school = actors(stack, every=0.25)
     rids: list[str] = []
     db = stack.settings.temporal_db
     db_before = db_bytes(db)
@@ -51,11 +52,10 @@ async def retention(stack: Stack, n: int, concurrency: int, worker_pid: int, exp
     async def park() -> str:
         req = request("police-inbound-declined", "park")
         rid = req.request_id
-        await share.submit(req)
-        await actors.until(rid, ("manager_review",), poll=0.25)
+        await school.submit(req)
+        await school.drive(req, [DECLINE], "manager_review")
         await share.hold(rid, HoldAction(hold=True, reason="Benchmark: parked until released.", by="np-dpo"))
-        await share.decide(rid, DecisionAction(decision="decline", manager="np-dsl", reason="Not necessary."),
-                           actors.dsl)
+        await school.take(req, DECLINE)
         rids.append(rid)
         return rid
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,19 @@ from temporalio.testing import WorkflowEnvironment
 
 import crypto
 from clients import SafeshareClient, Settings, Submitted, open_codec, read_request
-from schemas import SEARCH_ATTRIBUTES, AckAction, ConsentAction, DecisionAction, OverrideAction, ShareRequest, Status
+from schemas import SEARCH_ATTRIBUTES, AckAction, DecisionAction, OverrideAction, ShareRequest, Stage, Status
 from store import Store, upgrade_database
-from workers import ensure_demo_home, load_home, running_worker
+from workers import (
+    DECLINE,
+    ROUTINE,
+    Actors,
+    Pace,
+    demo_key,
+    ensure_demo_home,
+    eventually,
+    load_home,
+    running_worker,
+)
 
 BIN = Path(sys.executable).parent
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -74,7 +83,7 @@ def example(name: str, **changes: object) -> ShareRequest:
     """An example request with a fresh id, so that tests never share a workflow id."""
     request = read_request(EXAMPLES / "requests" / f"{name}.yaml")
     data = request.model_dump(mode="json")
-    data.update(request_id=f"t-{uuid.uuid4().hex[:16].translate(_LETTERS)}", **changes)
+    data.update({"request_id": f"t-{uuid.uuid4().hex[:16].translate(_LETTERS)}", **changes})
     return ShareRequest.model_validate(data)
 
 
@@ -93,9 +102,7 @@ class TrackingClient(SafeshareClient):
     clock: Callable[[], Awaitable[datetime]]
 
     def own_key(self, actor: str) -> crypto.SigningKey:
-        if self.directory.agency(actor) is not None:
-            return crypto.SigningKey(crypto.AgencyKeys.load(self.settings.agency_key_file(actor)).signing)
-        return crypto.SigningKey.load(self.settings.contact_key_file(actor))
+        return demo_key(self.settings, self.directory, actor)
 
     async def override(self, request_id: str, action: OverrideAction, key: Any = AUTO) -> Status:
         return await super().override(request_id, action, self.own_key(action.signer) if key is AUTO else key)
@@ -118,6 +125,10 @@ class TrackingClient(SafeshareClient):
                 await self.client.get_workflow_handle(wf_id).terminate("test finished")
 
 
+# The time-skipping server's tests wait and act on status queries: often, and not for long.
+TESTS = Pace(first=0.02, most=0.25)
+
+
 @dataclass
 class Stack:
     env: WorkflowEnvironment
@@ -125,19 +136,17 @@ class Stack:
     store: Store
     settings: Settings
     codec: crypto.EncryptionCodec
+    actors: Actors = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Acting on status queries, as the tests wait on them: no worker here dies and replays a
+        # request mid-stage, which is why automated actors elsewhere act on the stored stage.
+        self.actors = Actors(self.client, self.settings, act_on="status", timeout=15, pace=TESTS)
 
     async def until(self, request_id: str, check: Callable[[Status], bool], timeout: float = 15) -> Status:
         """Wait for a condition on the request's status (queried, never slept on blindly)."""
-        status = None
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    status = await self.client.status(request_id)
-                    if check(status):
-                        return status
-                    await asyncio.sleep(0.02)
-        except TimeoutError:
-            raise AssertionError(f"condition not reached; last status: {status}") from None
+        return await eventually(f"request {request_id}: the condition on its status",
+                                lambda: self.client.status(request_id), check, timeout=timeout, pace=TESTS)
 
     async def request(self, name: str, **changes: object) -> ShareRequest:
         """An example request whose dates keep their distance from the test server's clock, which
@@ -148,35 +157,20 @@ class Stack:
         items = [i.model_copy(update={"recorded_on": i.recorded_on + skipped}) for i in req.items]
         return req.model_copy(update={"subject": subject, "items": items})
 
-    async def routine(self, until: str, **changes: object) -> str:
+    async def routine(self, until: Stage, **changes: object) -> ShareRequest:
         """A routine request driven by its actors as far as `until` (consent, manager_review,
-        receipt or retention): consent given, the DSL approves, the recipient acknowledges."""
+        receipt or retention): consent given, the DSL approves, the recipient acknowledges.
+        `self.actors.drive(request, ROUTINE, stage)` takes it on from there."""
         req = await self.request("routine-consent", **changes)
-        rid = req.request_id
-        await self.client.submit(req)
-        steps: list[tuple[str, Callable[[], Awaitable[object]] | None]] = [
-            ("consent", None),
-            ("manager_review", lambda: self.client.consent(rid, ConsentAction(status="given", by=req.requested_by))),
-            ("receipt", lambda: self.client.decide(rid, DecisionAction(decision="approve", manager="np-dsl",
-                                                                       reason="proportionate"))),
-            ("retention", lambda: self.client.acknowledge(rid, AckAction(agency="county-childrens-services"))),
-        ]
-        for stage, act in steps:
-            if act is not None:
-                await act()
-            await self.until(rid, lambda s, stage=stage: s.stage == stage)
-            if stage == until:
-                return rid
-        raise ValueError(f"until: one of {[s for s, _ in steps]}")
+        await self.actors.submit(req)
+        await self.actors.drive(req, ROUTINE, until)
+        return req
 
-    async def declined(self) -> str:
+    async def declined(self, reason: str = DECLINE.reason) -> str:
         """The police's inbound request, declined by the school's DSL: in its retention wait."""
         req = await self.request("police-inbound-declined")
-        await self.client.submit(req)
-        await self.until(req.request_id, lambda s: s.stage == "manager_review")
-        await self.client.decide(req.request_id, DecisionAction(decision="decline", manager="np-dsl",
-                                                                reason="not proportionate"))
-        await self.until(req.request_id, lambda s: s.stage == "retention")
+        await self.actors.submit(req)
+        await self.actors.drive(req, [replace(DECLINE, reason=reason)], "retention")
         return req.request_id
 
     async def run_to_end(self, request_id: str) -> Status:

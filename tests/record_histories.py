@@ -16,6 +16,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,9 +26,9 @@ from temporalio.testing import WorkflowEnvironment
 
 import crypto
 from clients import Settings, history_runs, open_codec
-from schemas import AckAction, ConsentAction, DecisionAction, HoldAction, OverrideAction, workflow_id
+from schemas import DecisionAction, HoldAction, workflow_id
 from store import Store
-from workers import ensure_demo_home, load_home, running_worker
+from workers import ACKNOWLEDGE, REVIEW, ROUTINE, SCRIPTS, ensure_demo_home, in_stage, load_home, running_worker
 
 from .conftest import BIN, Stack, TrackingClient, register_search_attributes
 
@@ -36,35 +37,24 @@ TWO_DAYS = timedelta(days=2, minutes=1)
 YEAR = timedelta(days=366)
 
 
-def stage(*names: str) -> Callable:
-    return lambda s: s.stage in names
-
-
 async def _runs(stack: Stack, request_id: str) -> list[WorkflowHistory]:
     """The request's runs, oldest first."""
     return await history_runs(stack.client.client, workflow_id(request_id))
 
 
 async def routine_shared(stack: Stack) -> str:
-    rid = await stack.routine("retention")
+    req = await stack.routine("retention")
     await stack.env.sleep(YEAR * 2)  # two yearly continue-as-new runs of the retention wait
-    return rid
+    return req.request_id
 
 
 async def override_partial(stack: Stack) -> str:
     req = await stack.request("health-special-category")
-    rid = req.request_id
     await stack.client.submit(req)
-    await stack.until(rid, stage("consent"))
-    await stack.client.consent(rid, ConsentAction(status="refused", by="eg-gp"))
-    await stack.until(rid, stage("manager_review"))
-    await stack.client.override(rid, OverrideAction(ground="would_increase_risk_to_child", reason="r", by="eg-gp"))
-    await stack.client.decide(rid, DecisionAction(decision="approve", manager="eg-safeguarding-lead",
-                                                  items=["camhs-referral"], reason="only this"))
-    await stack.until(rid, stage("receipt"))
-    await stack.client.acknowledge(rid, AckAction(agency="county-childrens-services"))
-    await stack.until(rid, stage("retention"))
-    return rid
+    consent_refused, override, approve, acknowledge = SCRIPTS["health-special-category"]
+    one_item = replace(approve, items=("camhs-referral",))
+    await stack.actors.drive(req, [consent_refused, override, one_item, acknowledge], "retention")
+    return req.request_id
 
 
 async def declined_with_hold(stack: Stack) -> str:
@@ -76,36 +66,32 @@ async def declined_with_hold(stack: Stack) -> str:
 
 async def emergency_review(stack: Stack) -> str:
     req = await stack.request("emergency-override")
-    rid = req.request_id
     await stack.client.submit(req)
-    await stack.until(rid, stage("retrospective_review"))
-    await stack.client.acknowledge(rid, AckAction(agency="county-childrens-services"))
-    await stack.client.decide(rid, DecisionAction(decision="decline", manager="rp-sergeant", reason="concerns"))
-    await stack.until(rid, stage("retention"))
-    return rid
+    concerns = replace(REVIEW, decision="decline", reason="Concerns about the share.")
+    await stack.actors.drive(req, [ACKNOWLEDGE, concerns], "retention")
+    return req.request_id
 
 
 async def silence_escalates(stack: Stack) -> str:
     req = await stack.request("routine-consent")
     rid = req.request_id
     await stack.client.submit(req)
-    await stack.until(rid, stage("consent"))
+    await stack.until(rid, in_stage("consent"))
     await stack.env.sleep(timedelta(days=6))  # consent times out
-    await stack.until(rid, stage("manager_review"))
+    await stack.until(rid, in_stage("manager_review"))
     for _ in range(3):
         await stack.env.sleep(TWO_DAYS)
     await stack.until(rid, lambda s: s.overdue)
     await stack.client.decide(rid, DecisionAction(decision="decline", manager="np-head", reason="late"))
-    await stack.until(rid, stage("retention"))
+    await stack.until(rid, in_stage("retention"))
     return rid
 
 
 async def receipt_reminded(stack: Stack) -> str:
-    rid = await stack.routine("receipt")
+    req = await stack.routine("receipt")
     await stack.env.sleep(timedelta(days=7))  # a reminder, then escalation
-    await stack.client.acknowledge(rid, AckAction(agency="county-childrens-services"))
-    await stack.until(rid, stage("retention"))
-    return rid
+    await stack.actors.drive(req, ROUTINE, "retention")  # acknowledged late
+    return req.request_id
 
 
 async def deleted(stack: Stack) -> str:

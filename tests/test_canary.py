@@ -9,6 +9,7 @@ database file, the store's database file, the outbox, and every line the stack a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from pathlib import Path
@@ -18,8 +19,9 @@ from temporalio.client import Client
 
 import crypto
 from clients import Settings, open_delivery, read_directory
+from schemas import ShareRequest
 from store import Store
-from workers import end_retention_at_record, ensure_demo_home
+from workers import ACKNOWLEDGE, APPROVE, CONSENT_REFUSED, OVERRIDE, end_retention_at_record, ensure_demo_home
 
 from .conftest import EXAMPLES
 from .test_dev_server import DevStack
@@ -63,33 +65,30 @@ async def test_no_canary_leaks_anywhere_across_the_whole_lifecycle(tmp_path: Pat
 
     c = canaries()
     rid = f"canary-{uuid.uuid4().hex[:8]}"
+    data = canary_request(c, rid)
+    request = ShareRequest.model_validate(data)
     request_file = tmp_path / "request.yaml"
-    request_file.write_text(yaml.safe_dump(canary_request(c, rid)))
-    keys = home / "keys"
+    request_file.write_text(yaml.safe_dump(data))
 
     dev = DevStack(home)
     await dev.start()
     try:
         assert (await dev.cli("submit", str(request_file)))[0] == 0
         await dev.until_stage(rid, "consent")
-        assert (await dev.cli("consent", rid, "--refused", "--by", "np-teacher"))[0] == 0
+        await dev.act(request, CONSENT_REFUSED)
         await dev.until_stage(rid, "manager_review")
-        assert (await dev.cli("challenge", rid, "--by", "np-teacher", "--text", c["challenge"]))[0] == 0
-        teacher_key = str(keys / "contacts" / "np-teacher.key")
-        assert (await dev.cli("override", rid, "--ground", "would_increase_risk_to_child", "--by", "np-teacher",
-                              "--reason", c["override_reason"], "--key", teacher_key))[0] == 0
-        assert (await dev.cli("decide", rid, "--approve", "--manager", "np-dsl", "--reason", c["decision_reason"],
-                              "--key", str(keys / "contacts" / "np-dsl.key")))[0] == 0
+        assert (await dev.cli("challenge", rid, "--by", request.requested_by, "--text", c["challenge"]))[0] == 0
+        await dev.act(request, dataclasses.replace(OVERRIDE, reason=c["override_reason"]))
+        await dev.act(request, dataclasses.replace(APPROVE, reason=c["decision_reason"]))
         await dev.until_stage(rid, "receipt")
 
         # Positive control: the canaries did travel, sealed, to the recipient who may read them.
-        recipient = "county-childrens-services"
+        recipient = request.recipient_agency
         _, content = await open_delivery(settings, read_directory(settings.directory_file), rid, recipient,
                                          crypto.AgencyKeys.load(settings.agency_key_file(recipient)))
         assert c["item_a"] in json.dumps(content) and c["protected"] not in json.dumps(content)
 
-        assert (await dev.cli("ack", rid, "--agency", recipient,
-                              "--key", str(settings.agency_key_file(recipient))))[0] == 0
+        await dev.act(request, ACKNOWLEDGE)
         final = await dev.until_stage(rid, "deleted")
         assert final["deleted_at"] is not None
 
@@ -108,7 +107,7 @@ async def test_no_canary_leaks_anywhere_across_the_whole_lifecycle(tmp_path: Pat
 
     store = await Store.open(settings.database_url, crypto.read_secret(settings.store_key_file))
     try:
-        outbox = json.dumps(await store.outbox_for(), default=str).encode()
+        outbox = json.dumps([dataclasses.asdict(r) for r in await store.outbox_for()], default=str).encode()
         assert json.loads(outbox)  # notifications were queued: the check below looked at something
     finally:
         await store.close()

@@ -24,10 +24,9 @@ from typer.testing import CliRunner
 
 import crypto
 from clients import SafeshareClient, Settings
-from clients import _cli as cli_module
-from clients._cli import app
-from schemas import AckAction, Agency, ConsentAction, Contact, DecisionAction, Directory, visibility_query, workflow_id
-from workers import end_retention_at_record
+from clients._cli import _resources, app
+from schemas import Agency, Contact, Directory, ShareRequest, visibility_query, workflow_id
+from workers import ACKNOWLEDGE, SCRIPTS, Step, end_retention_at_record, eventually, in_stage
 
 from .conftest import BIN, Stack, open_stack, register_search_attributes
 
@@ -51,10 +50,10 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> Any:
 def nothing_connects(monkeypatch: pytest.MonkeyPatch) -> None:
     """The command must refuse before it reaches Temporal: reaching it fails the test."""
 
-    async def connect(*_: object) -> SafeshareClient:
+    def client(*_: object) -> Any:
         raise AssertionError("the command connected to Temporal")
 
-    monkeypatch.setattr(cli_module, "_client", connect)
+    monkeypatch.setattr(_resources, "client", client)
 
 
 # --- 1. visibility queries ---------------------------------------------------------------------
@@ -128,18 +127,6 @@ async def dev_stack(dev_env: WorkflowEnvironment, settings: Settings) -> AsyncIt
         yield stack
 
 
-async def wait_for(what: str, check: Any, timeout: float = 30) -> Any:
-    """Poll a condition (visibility is eventually consistent); fail saying what never happened."""
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                if found := await check():
-                    return found
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"never: {what}") from None
-
-
 async def test_builder_values_match_exactly_on_the_real_server(dev_env: WorkflowEnvironment) -> None:
     """An escaped quote is part of the value: it matches that value, and widens nothing."""
     stage_key = SearchAttributeKey.for_keyword("ShareStage")
@@ -155,10 +142,7 @@ async def test_builder_values_match_exactly_on_the_real_server(dev_env: Workflow
             query = visibility_query(("WorkflowType", "=", kind), *conditions)
             return {wf.id async for wf in dev_env.client.list_workflows(query)}
 
-        async def both_visible() -> bool:
-            return len(await ids()) == 2
-
-        await wait_for("both probes visible", both_visible)
+        await eventually("both probes visible", ids, lambda found: len(found) == 2)  # visibility lags
         assert await ids(("ShareStage", "=", "a'b")) == {handles[0].id}
         assert await ids(("ShareStage", "=", "x' OR ShareStage != 'x")) == set()
     finally:
@@ -171,30 +155,25 @@ def long_id(stack: Stack) -> str:
     return (f"{stack.client.task_queue[3:15]}-" + "abcdefghij" * 7)[:64]
 
 
-async def shared(stack: Stack, request_id: str) -> None:
+async def shared(stack: Stack, request_id: str) -> ShareRequest:
     """A routine request with this id, consented to and approved: delivered, awaiting receipt."""
-    req = (await stack.request("routine-consent")).model_copy(update={"request_id": request_id})
-    await stack.client.submit(req)
-    await stack.until(request_id, lambda s: s.stage == "consent")
-    await stack.client.consent(request_id, ConsentAction(status="given", by=req.requested_by))
-    await stack.until(request_id, lambda s: s.stage == "manager_review")
-    await stack.client.decide(request_id, DecisionAction(decision="approve", manager="np-dsl", reason="proportionate"))
-    await stack.until(request_id, lambda s: s.stage == "receipt")
+    return await stack.routine("receipt", request_id=request_id)
 
 
-async def acknowledged_and_deleted(stack: Stack, request_id: str) -> None:
+async def acknowledged_and_deleted(stack: Stack, req: ShareRequest) -> None:
     """Acknowledged, then (retention already past) deleted: its first run continued as new into the
     run that shreds its key, and both are closed."""
-    await stack.client.acknowledge(request_id, AckAction(agency="county-childrens-services"))
+    await stack.actors.take(req, ACKNOWLEDGE)
 
-    async def runs_closed() -> list[WorkflowExecution] | None:
-        query = visibility_query(("WorkflowId", "=", workflow_id(request_id)))
-        runs = [wf async for wf in stack.client.client.list_workflows(query)]
-        done = len(runs) >= 2 and all(r.status != WorkflowExecutionStatus.RUNNING for r in runs)
-        return runs if done else None
+    async def runs() -> list[WorkflowExecution]:
+        query = visibility_query(("WorkflowId", "=", workflow_id(req.request_id)))
+        return [wf async for wf in stack.client.client.list_workflows(query)]
+
+    def closed(runs: list[WorkflowExecution]) -> bool:
+        return len(runs) >= 2 and all(r.status != WorkflowExecutionStatus.RUNNING for r in runs)
 
     # Waited on in visibility, not by status queries: those are what the test is not about.
-    runs = await wait_for("both runs closed in visibility", runs_closed)
+    runs = await eventually("both runs closed in visibility", runs, closed)
     # The case in point: a closed continued-as-new run beside the latest, both matching the filter.
     assert WorkflowExecutionStatus.CONTINUED_AS_NEW in {r.status for r in runs}
 
@@ -213,8 +192,7 @@ async def safeshare(stack: Stack, *args: str, columns: int = 80) -> tuple[int, s
 async def test_list_shows_a_request_continued_as_new_once_as_its_latest_run(dev_stack: Stack) -> None:
     """Operators: one row per request, whatever runs it took, with what its latest run shows."""
     rid = long_id(dev_stack)
-    await shared(dev_stack, rid)
-    await acknowledged_and_deleted(dev_stack, rid)
+    await acknowledged_and_deleted(dev_stack, await shared(dev_stack, rid))
 
     rows = [r for r in await dev_stack.client.list() if r["request_id"] == rid]
     assert len(rows) == 1 and rows[0]["stage"] == "deleted" and rows[0]["running"] is False, rows
@@ -348,27 +326,24 @@ async def test_actions_print_what_was_recorded_not_a_stage_already_past(stack: S
     req = await stack.request("health-special-category")
     rid = req.request_id
     await stack.client.submit(req)
-    await stack.until(rid, lambda s: s.stage == "consent")
+    await stack.until(rid, in_stage("consent"))
     env = {"SAFESHARE_HOME": str(stack.settings.home),
            "TEMPORAL_ADDRESS": stack.env.client.service_client.config.target_host,
            "SAFESHARE_TASK_QUEUE": stack.client.task_queue}
-    keys = stack.settings.keys_dir / "contacts"
+    consent_refused, override, approve, _ = SCRIPTS["health-special-category"]
+    cast = stack.actors.cast(req)
 
-    async def run(*args: str) -> str:
-        result = await asyncio.to_thread(invoke, *args, env=env)
+    async def run(step: Step) -> str:
+        result = await asyncio.to_thread(invoke, *step.argv(rid, cast, stack.settings), env=env)
         assert result.exit_code == 0, result.output
         # The line the command printed (this test's worker logs to the same stdout).
         [said] = [line for line in result.stdout.splitlines() if line.startswith(f"{rid}: ")]
         assert "stage" not in said and said.endswith(f"`safeshare status {rid}` shows where it is now"), said
         return said
 
-    assert "recorded consent refused, by eg-gp" in await run("consent", rid, "--refused", "--by", "eg-gp")
-    await stack.until(rid, lambda s: s.stage == "manager_review")
-    out = await run("override", rid, "--ground", "would_increase_risk_to_child", "--reason", "risk",
-                    "--by", "eg-gp", "--key", str(keys / "eg-gp.key"))
-    assert "recorded override (would_increase_risk_to_child), by eg-gp" in out
-    out = await run("decide", rid, "--approve", "--manager", "eg-safeguarding-lead", "--reason", "needed",
-                    "--key", str(keys / "eg-safeguarding-lead.key"))
-    assert "recorded decision (approve), by eg-safeguarding-lead" in out
-    await stack.until(rid, lambda s: s.stage == "receipt")
+    assert "recorded consent refused, by eg-gp" in await run(consent_refused)
+    await stack.until(rid, in_stage("manager_review"))
+    assert "recorded override (would_increase_risk_to_child), by eg-gp" in await run(override)
+    assert "recorded decision (approve), by eg-safeguarding-lead" in await run(approve)
+    await stack.until(rid, in_stage("receipt"))
 

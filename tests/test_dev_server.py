@@ -18,8 +18,9 @@ import pytest
 import yaml
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 
-from clients import Settings, connect, open_codec
-from schemas import SEARCH_ATTRIBUTES
+from clients import Settings, connect, open_codec, read_directory
+from schemas import SEARCH_ATTRIBUTES, ShareRequest
+from workers import ACKNOWLEDGE, APPROVE, CONSENT_GIVEN, Cast, Step, eventually
 
 from .conftest import EXAMPLES
 
@@ -39,6 +40,7 @@ class DevStack:
         self.env = {**os.environ, "SAFESHARE_HOME": str(home), "TEMPORAL_ADDRESS": f"127.0.0.1:{self.port}",
                     "SAFESHARE_CODEC_PORT": str(self.codec_port), "SAFESHARE_METRICS_PORT": str(self.metrics_port),
                     "SAFESHARE_CENSUS_SECONDS": "0.2"}
+        self.settings = Settings.from_env(self.env)
         self.proc: asyncio.subprocess.Process | None = None
         self.log: list[bytes] = []  # every line the stack (server launcher and worker) wrote
 
@@ -66,23 +68,34 @@ class DevStack:
         self.log.append(output)
         return proc.returncode or 0, output.decode()
 
+    async def act(self, request: ShareRequest, step: Step) -> None:
+        """One actor's step, as they type it."""
+        directory = read_directory(self.settings.directory_file)
+        code, output = await self.cli(*step.argv(request.request_id, Cast.of(request, directory), self.settings))
+        assert code == 0, output
+
     async def census(self, stage: str, expected: float) -> None:
         """Wait until the worker's census reports `expected` open requests in `stage`."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         pattern = re.compile(rf'^safeshare_requests{{[^}}]*stage="{stage}"[^}}]*}} (\S+)$', re.MULTILINE)
-        async with asyncio.timeout(30):
-            while True:
-                body = (await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=10).read())).decode()
-                if (found := pattern.search(body)) and float(found.group(1)) == expected:
-                    return
-                await asyncio.sleep(0.1)
+
+        async def counted() -> float | None:
+            body = (await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=10).read())).decode()
+            return float(found.group(1)) if (found := pattern.search(body)) else None
+
+        await eventually(f"census: {expected:g} open in {stage}", counted, lambda n: n == expected)
 
     async def until_stage(self, rid: str, stage: str) -> dict:
-        async with asyncio.timeout(30):
-            while True:
-                code, output = await self.cli("status", rid, "--json")
-                if code == 0 and json.loads(output)["stage"] == stage:
-                    return json.loads(output)
+        """Its status, once the server holds the request at `stage` (`list` shows it there): what
+        actors act on, and, unlike a query answered mid-task, a stage whose work is done."""
+        async def listed() -> list[str] | str:
+            code, output = await self.cli("list", "--stage", stage, "--json")
+            return [r["request_id"] for r in json.loads(output)] if code == 0 else output.strip()
+
+        await eventually(f"request {rid}: listed at {stage}", listed, lambda ids: isinstance(ids, list) and rid in ids)
+        code, output = await self.cli("status", rid, "--json")
+        assert code == 0, output
+        return json.loads(output)
 
 
 @pytest.fixture
@@ -103,7 +116,7 @@ async def test_make_run_stack_serves_the_ui_with_search_attributes_and_stops_cle
         lambda: urllib.request.urlopen(f"{url}api/v1/settings", timeout=10).read())  # noqa: S310
     # The UI is wired to our codec server (the operator signs in there to decode).
     assert json.loads(ui_settings)["Codec"]["Endpoint"] == f"http://127.0.0.1:{dev.codec_port}"
-    settings = Settings.from_env(dev.env)
+    settings = dev.settings
     codec = await open_codec(settings)
     client = await connect(settings, codec)
     await codec.vault.close()
@@ -131,6 +144,7 @@ async def test_cli_drives_a_request_from_submit_to_record_and_survives_a_restart
     rid = data["request_id"] = f"e2e-{os.getpid()}"
     path = tmp_path / "request.yaml"
     path.write_text(yaml.safe_dump(data))
+    request = ShareRequest.model_validate(data)
 
     assert (await dev.cli("submit", str(path)))[0] == 0
     await dev.until_stage(rid, "consent")
@@ -144,13 +158,11 @@ async def test_cli_drives_a_request_from_submit_to_record_and_survives_a_restart
     await dev.start()
     await dev.until_stage(rid, "consent")
 
-    assert (await dev.cli("consent", rid, "--given", "--by", "np-teacher"))[0] == 0
+    await dev.act(request, CONSENT_GIVEN)
     await dev.until_stage(rid, "manager_review")
     code, output = await dev.cli("decide", rid, "--approve", "--manager", "np-teacher", "--reason", "x")
     assert code == 2 and "not in the escalation chain" in output
-    dsl_key = str(dev.home / "keys" / "contacts" / "np-dsl.key")
-    assert (await dev.cli("decide", rid, "--approve", "--manager", "np-dsl", "--reason", "ok",
-                          "--key", dsl_key))[0] == 0
+    await dev.act(request, APPROVE)
     await dev.until_stage(rid, "receipt")
 
     key = str(dev.home / "keys" / "agencies" / "county-childrens-services.key")
@@ -159,7 +171,7 @@ async def test_cli_drives_a_request_from_submit_to_record_and_survives_a_restart
     wrong = str(dev.home / "keys" / "agencies" / "riverside-police.key")
     code, output = await dev.cli("inbox", "open", rid, "--agency", "county-childrens-services", "--key", wrong)
     assert code == 2 and "bundle cannot be opened" in output and "Mondays" not in output
-    assert (await dev.cli("ack", rid, "--agency", "county-childrens-services", "--key", key))[0] == 0
+    await dev.act(request, ACKNOWLEDGE)
     await dev.until_stage(rid, "retention")
 
     await dev.census("retention", 1)

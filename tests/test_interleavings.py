@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -34,6 +34,7 @@ from schemas import (
     Status,
     UpdateName,
 )
+from workers import Pace, eventually
 
 from .conftest import example
 from .stub_activities import (
@@ -76,7 +77,8 @@ class Run:
     async def shown(self, check: Callable[[str | None], bool]) -> None:
         """Wait until the stage operators see (the search attribute, written as a workflow task
         completes) satisfies `check`: actors act on it, never on a query answered mid-task."""
-        await _eventually(lambda: self._stage(), check)
+        await eventually(f"request {self.request_id}: the stage shown", self._stage, check, timeout=15,
+                         pace=Pace(first=0.01, most=0.1))
 
     async def _stage(self) -> str | None:
         return (await self.handle.describe()).typed_search_attributes.get(SearchKey.STAGE)
@@ -92,13 +94,6 @@ class Run:
         await self.worker.aclose()
         self.worker = contextlib.AsyncExitStack()
         await self.worker.enter_async_context(stub_worker(self.client, self.stubs, self.task_queue))
-
-
-async def _eventually(read: Callable[[], Awaitable[Any]], check: Callable[[Any], bool], timeout: float = 15) -> Any:
-    async with asyncio.timeout(timeout):
-        while not check(value := await read()):  # noqa: ASYNC110 - the server has no event to wait on
-            await asyncio.sleep(0.01)
-    return value
 
 
 @pytest.fixture

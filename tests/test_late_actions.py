@@ -9,12 +9,9 @@ from temporalio.api.enums.v1 import EventType
 
 from clients import Refused
 from schemas import AckAction, ChallengeAction, ConsentAction, DecisionAction, HoldAction, OverrideAction
+from workers import DECLINE, in_stage
 
 from .conftest import Stack
-
-
-def in_stage(*stages: str):
-    return lambda s: s.stage in stages
 
 
 async def history_events(stack: Stack, request_id: str) -> list:
@@ -43,7 +40,7 @@ async def test_consent_after_an_override_and_a_decision_after_a_decline_are_refu
     with pytest.raises(Refused, match="override is already recorded"):
         await stack.client.override(rid, OverrideAction(ground="would_increase_risk_to_child", reason="again",
                                                         by="np-teacher"))
-    await stack.client.decide(rid, DecisionAction(decision="decline", manager="np-dsl", reason="no"))
+    await stack.actors.take(req, DECLINE)
     status = await stack.until(rid, in_stage("retention"))
     with pytest.raises(Refused, match="not awaiting a manager decision"):
         await stack.client.decide(rid, DecisionAction(decision="approve", manager="np-dsl", reason="changed mind"))

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 import crypto
 from clients import Refused
-from schemas import AckAction, ConsentAction, DecisionAction, HoldAction, OverrideAction, SearchKey
+from schemas import AckAction, DecisionAction, HoldAction, SearchKey
 from store import ContentDestroyed
+from workers import ACKNOWLEDGE, CONSENT_REFUSED, DECLINE, ROUTINE, SCRIPTS, in_stage
 
 from .conftest import Stack
 
 TWO_DAYS = timedelta(days=2, minutes=1)
-
-
-def in_stage(*stages: str):
-    return lambda s: s.stage in stages
 
 
 async def open_bundle(stack: Stack, request_id: str, agency: str) -> dict:
@@ -45,16 +43,12 @@ async def notified(stack: Stack, request_id: str) -> list[tuple[str, str]]:
 
 async def test_consent_given_request_is_shared_acknowledged_retained_and_deleted(stack: Stack) -> None:
     """The whole lifecycle; deletion on the policy's date makes the content unreadable (retention)."""
-    req = await stack.request("routine-consent")
+    req = await stack.routine("consent")
     rid = req.request_id
-    await stack.client.submit(req)
-    await stack.until(rid, in_stage("consent"))
     assert ("consent_requested", "np-teacher") in await notified(stack, rid)
-    await stack.client.consent(rid, ConsentAction(status="given", by="np-teacher"))
-    status = await stack.until(rid, in_stage("manager_review"))
+    status = await stack.actors.drive(req, ROUTINE, "manager_review")  # consent given
     assert status.awaiting.from_whom == ["np-dsl"] and status.escalation_tier == 1
-    await stack.client.decide(rid, DecisionAction(decision="approve", manager="np-dsl", reason="proportionate"))
-    await stack.until(rid, in_stage("receipt"))
+    await stack.actors.drive(req, ROUTINE, "receipt")  # the DSL approves
     # The recipient takes delivery from its inbox: sealed, nothing pushed.
     history = await stack.client.handle(rid).fetch_history()
     scheduled = {e.activity_task_scheduled_event_attributes.activity_type.name
@@ -65,8 +59,7 @@ async def test_consent_given_request_is_shared_acknowledged_retained_and_deleted
     assert {i["id"] for i in bundle["items"]} == {"attendance", "behaviour"}
     assert bundle["subject"]["name"] == req.subject.name
 
-    await stack.client.acknowledge(rid, AckAction(agency="county-childrens-services"))
-    status = await stack.until(rid, in_stage("retention"))
+    status = await stack.actors.drive(req, ROUTINE, "retention")  # the recipient acknowledges
     # 25th birthday, disposed of at the close of that year.
     disposal = datetime(req.subject.date_of_birth.year + 26, 1, 1, tzinfo=UTC)
     assert status.retention_until == disposal
@@ -102,18 +95,13 @@ async def test_consent_refused_then_override_lets_the_manager_share(stack: Stack
     """Golden rule 3: without consent, sharing proceeds only on a recorded override ground."""
     req = await stack.request("health-special-category")
     rid = req.request_id
+    script = SCRIPTS["health-special-category"]  # consent refused; an override; two items approved
     await stack.client.submit(req)
-    await stack.until(rid, in_stage("consent"))
-    await stack.client.consent(rid, ConsentAction(status="refused", by="eg-gp"))
-    await stack.until(rid, in_stage("manager_review"))
+    await stack.actors.drive(req, script, "manager_review")
     with pytest.raises(Refused, match="override"):
         await stack.client.decide(rid, DecisionAction(decision="approve", manager="eg-safeguarding-lead",
                                                       reason="needed"))
-    await stack.client.override(rid, OverrideAction(ground="would_increase_risk_to_child",
-                                                    reason="risk of self-harm", by="eg-gp"))
-    await stack.client.decide(rid, DecisionAction(decision="approve", manager="eg-safeguarding-lead",
-                                                  items=["camhs-referral", "gp-view"], reason="needed"))
-    await stack.until(rid, in_stage("receipt"))
+    await stack.actors.drive(req, script, "receipt")
     bundle = await open_bundle(stack, rid, "county-childrens-services")
     assert [i["id"] for i in bundle["items"]] == ["camhs-referral", "gp-view"]
     rec = await record(stack, rid)
@@ -127,12 +115,8 @@ async def test_consent_refused_and_manager_declines_records_not_shared(stack: St
     req = await stack.request("routine-consent")
     rid = req.request_id
     await stack.client.submit(req)
-    await stack.until(rid, in_stage("consent"))
-    await stack.client.consent(rid, ConsentAction(status="refused", by="np-teacher"))
-    await stack.until(rid, in_stage("manager_review"))
-    await stack.client.decide(rid, DecisionAction(decision="decline", manager="np-dsl",
-                                                  reason="not necessary without consent"))
-    status = await stack.until(rid, in_stage("retention"))
+    refused_then_declined = [CONSENT_REFUSED, replace(DECLINE, reason="not necessary without consent")]
+    status = await stack.actors.drive(req, refused_then_declined, "retention")
     assert status.outcome == "not_shared"
     assert await stack.store.delivery(rid) is None
     rec = await record(stack, rid)
@@ -157,10 +141,7 @@ async def test_emergency_is_shared_at_once_and_awaits_retrospective_review(stack
     bundle = await open_bundle(stack, rid, "county-childrens-services")
     # Golden rule 5: the protected caller's identity is withheld, everywhere in the content.
     assert "Jordan" not in json.dumps(bundle) and bundle["withheld_identities"] == 1
-    await stack.client.decide(rid, DecisionAction(decision="approve", manager="rp-sergeant",
-                                                  reason="risk justified it"))
-    await stack.client.acknowledge(rid, AckAction(agency="county-childrens-services"))
-    status = await stack.until(rid, in_stage("retention"))
+    status = await stack.actors.drive(req, SCRIPTS["emergency-override"], "retention")  # acknowledged, reviewed
     rec = await record(stack, rid)
     assert rec["decisions"][0]["kind"] == "retrospective_review"
     assert rec["subject_informed"] is False  # the override ground makes telling unsafe
@@ -173,9 +154,8 @@ async def test_manager_silence_escalates_tier_by_tier_then_overdue_never_approve
     req = await stack.request("routine-consent", consent={"action": "seek"})
     rid = req.request_id
     await stack.client.submit(req)
-    await stack.until(rid, in_stage("consent"))
-    await stack.client.consent(rid, ConsentAction(status="given", by="np-teacher"))
-    await stack.until(rid, lambda s: s.stage == "manager_review" and s.escalation_tier == 1)
+    status = await stack.actors.drive(req, ROUTINE, "manager_review")
+    assert status.escalation_tier == 1
     await stack.env.sleep(TWO_DAYS)
     status = await stack.until(rid, lambda s: s.awaiting.from_whom == ["np-head"])
     assert status.escalation_tier == 2 and not status.overdue
@@ -205,8 +185,7 @@ async def test_refused_decisions_self_approval_outsider_and_wrong_stage(stack: S
     await stack.until(rid, in_stage("consent"))
     with pytest.raises(Refused, match="not awaiting a manager decision"):
         await stack.client.decide(rid, DecisionAction(decision="approve", manager="np-head", reason="x"))
-    await stack.client.consent(rid, ConsentAction(status="given", by="np-dsl"))
-    await stack.until(rid, in_stage("manager_review"))
+    await stack.actors.drive(req, ROUTINE, "manager_review")  # the requester records consent given
     with pytest.raises(Refused, match="requester cannot decide"):
         await stack.client.decide(rid, DecisionAction(decision="approve", manager="np-dsl", reason="x"))
     with pytest.raises(Refused, match="not in the escalation chain"):
@@ -255,9 +234,7 @@ async def test_no_acknowledgement_sends_a_reminder_then_escalates(stack: Stack) 
                   lawful_basis="public_task")
     rid = req.request_id
     await stack.client.submit(req)
-    await stack.until(rid, in_stage("manager_review"))
-    await stack.client.decide(rid, DecisionAction(decision="approve", manager="np-dsl", reason="ok"))
-    await stack.until(rid, in_stage("receipt"))
+    await stack.actors.drive(req, ROUTINE, "receipt")  # consent not sought; the DSL approves
     await stack.env.sleep(timedelta(days=3, minutes=1))
     await stack.until(rid, lambda s: s.stage == "receipt" and s.awaiting.deadline is not None)
     assert ("receipt_reminder", "cs-front-door") in await notified(stack, rid)
@@ -266,7 +243,7 @@ async def test_no_acknowledgement_sends_a_reminder_then_escalates(stack: Stack) 
     kinds = await notified(stack, rid)
     assert ("receipt_overdue", "cs-team-manager") in kinds and ("receipt_overdue", "np-dsl") in kinds
     # A late acknowledgement is still accepted and clears the flag.
-    status = await stack.client.acknowledge(rid, AckAction(agency="county-childrens-services"))
+    status = await stack.actors.take(req, ACKNOWLEDGE)
     assert not status.overdue and status.acknowledged_at is not None
     with pytest.raises(Refused, match="not the recipient"):
         await stack.client.acknowledge(rid, AckAction(agency="riverside-police"))

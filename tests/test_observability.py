@@ -8,7 +8,7 @@ import re
 import socket
 import urllib.request
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import get_args
 
@@ -23,8 +23,9 @@ from temporalio.testing import WorkflowEnvironment
 
 import crypto
 from clients import Settings, connect
-from schemas import AckAction, ConsentAction, DecisionAction, ShareRequest, Urgency
+from schemas import DecisionAction, ShareRequest, Urgency
 from schemas._common import Direction
+from workers import ROUTINE
 from workers._telemetry import SERVICE, tracer_provider, tracing_interceptors, worker_runtime
 
 from .conftest import Stack, open_stack
@@ -65,10 +66,10 @@ async def observed_stack(env: WorkflowEnvironment, settings: Settings, observed:
     """A worker connected as `safeshare worker` connects: envconfig settings, its runtime, tracing.
     The census is off: the time-skipping server has no visibility queries (the dev-server test
     covers it)."""
-    worker_settings = replace(
-        settings, temporal_address=env.client.service_client.config.target_host, namespace=env.client.namespace,
-        metrics_port=observed.port, census_seconds=0,
-    )
+    worker_settings = settings.model_copy(update={
+        "temporal_address": env.client.service_client.config.target_host, "namespace": env.client.namespace,
+        "metrics_port": observed.port, "census_seconds": 0,
+    })
 
     async def connect_observed(codec: crypto.EncryptionCodec):
         return await connect(worker_settings, codec, runtime=observed.runtime,
@@ -85,12 +86,7 @@ def personal_data(req: ShareRequest) -> list[str]:
 
 async def to_manager_review(stack: Stack) -> ShareRequest:
     """A routine request, submitted and consented to: now awaiting its tier-1 manager."""
-    req = await stack.request("routine-consent")
-    await stack.client.submit(req)
-    await stack.until(req.request_id, lambda s: s.stage == "consent")
-    await stack.client.consent(req.request_id, ConsentAction(status="given", by="np-teacher"))
-    await stack.until(req.request_id, lambda s: s.stage == "manager_review")
-    return req
+    return await stack.routine("manager_review")
 
 
 async def scrape(port: int) -> str:
@@ -109,9 +105,7 @@ async def test_worker_metrics_show_the_request_by_stage_escalation_delivery_and_
     await stack.env.sleep(TWO_DAYS)  # tier 1 is silent: escalated to tier 2
     await stack.until(rid, lambda s: s.escalation_tier == 2)
     await stack.client.decide(rid, DecisionAction(decision="approve", manager="np-head", reason="ok"))
-    await stack.until(rid, lambda s: s.stage == "receipt")
-    await stack.client.acknowledge(rid, AckAction(agency="county-childrens-services"))
-    await stack.until(rid, lambda s: s.stage == "retention")
+    await stack.actors.drive(req, ROUTINE, "retention")  # the recipient acknowledges
     assert (await stack.run_to_end(rid)).stage == "deleted"
 
     body = await scrape(observed.port)

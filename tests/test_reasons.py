@@ -14,8 +14,9 @@ import pytest
 import sqlalchemy as sa
 
 from clients import Refused
-from schemas import ChallengeAction, ConsentAction, DecisionAction, HoldAction, OverrideAction, text_sha256
+from schemas import ChallengeAction, DecisionAction, HoldAction, OverrideAction, text_sha256
 from store import make_engine, metadata
+from workers import CONSENT_REFUSED
 
 from .conftest import Stack
 from .test_records_export import cli
@@ -35,21 +36,11 @@ async def records(stack: Stack, request_id: str) -> tuple[dict, str]:
     return json.loads(out), text
 
 
-async def declined(stack: Stack, reason: str) -> str:
-    """The police's inbound request, declined by the school's DSL with this reason: in retention."""
-    req = await stack.request("police-inbound-declined")
-    await stack.client.submit(req)
-    await stack.until(req.request_id, lambda s: s.stage == "manager_review")
-    await stack.client.decide(req.request_id, DecisionAction(decision="decline", manager="np-dsl", reason=reason))
-    await stack.until(req.request_id, lambda s: s.stage == "retention")
-    return req.request_id
-
-
 async def test_a_decline_shows_its_reason_beside_its_matching_hash(stack: Stack) -> None:
     """Golden rule 7: the reasons for a decision not to share are recorded and can be read, and
     the text read is the text decided on (it matches the record's hash)."""
     reason = unique("Not proportionate to the stated purpose.")
-    rid = await declined(stack, reason)
+    rid = await stack.declined(reason)
     view, text = await records(stack, rid)
     [decision] = view["decisions"]
     assert decision["by"] == "np-dsl" and decision["decision"] == "decline"
@@ -78,9 +69,7 @@ async def test_override_reason_challenge_text_and_shared_item_hashes_are_shown(s
     rid = req.request_id
     override, challenge, approval = unique("Asking would alert the carer."), unique("We were not told."), unique("ok")
     await stack.client.submit(req)
-    await stack.until(rid, lambda s: s.stage == "consent")
-    await stack.client.consent(rid, ConsentAction(status="refused", by="np-teacher"))
-    await stack.until(rid, lambda s: s.stage == "manager_review")
+    await stack.actors.drive(req, [CONSENT_REFUSED], "manager_review")
     await stack.client.override(rid, OverrideAction(ground="would_increase_risk_to_child", reason=override,
                                                     by="np-teacher"))
     await stack.client.challenge(rid, ChallengeAction(by="np-teacher", text=challenge))
@@ -101,7 +90,7 @@ async def test_override_reason_challenge_text_and_shared_item_hashes_are_shown(s
 async def test_hold_and_release_record_who_and_why_and_refuse_anyone_else(stack: Stack) -> None:
     """Retention: a legal hold is attributed to the discloser's DPO or manager who placed it, with
     their reason; a practitioner, the requester or an unnamed actor is refused."""
-    rid = await declined(stack, "not proportionate")
+    rid = await stack.declined("not proportionate")
     placed, lifted = unique("Litigation"), unique("Litigation settled")
     for by, why in ((None, "is required"), ("np-teacher", "not a DPO or manager"),
                     ("rp-officer", "not a DPO or manager of northfield-primary")):
@@ -124,7 +113,7 @@ async def test_after_deletion_the_reasons_are_gone_from_records_and_the_database
     """Retention: deletion shreds the reasons with the content. `records` still shows the decision
     and its hash, says when the reasons were destroyed, and no database file holds their text."""
     reason = unique("Disproportionate.")
-    rid = await declined(stack, reason)
+    rid = await stack.declined(reason)
     _, text = await records(stack, rid)
     assert f"reason: {reason}" in text  # positive control: readable before deletion
     final = await stack.run_to_end(rid)

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from clients import EXPORT_FIELDS
 from clients._cli import app
-from schemas import AckAction, ConsentAction, DecisionAction
+from schemas import ShareRequest
+from workers import CONSENT_GIVEN, DECLINE
 
 from .conftest import Stack
 from .test_notifications import personal_data
@@ -29,21 +30,11 @@ async def cli(stack: Stack, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-async def shared_and_declined(stack: Stack):
-    shared, declined = await stack.request("routine-consent"), await stack.request("routine-consent")
-    for req in (shared, declined):
-        await stack.client.submit(req)
-        await stack.until(req.request_id, lambda s: s.stage == "consent")
-        await stack.client.consent(req.request_id, ConsentAction(status="given", by="np-teacher"))
-        await stack.until(req.request_id, lambda s: s.stage == "manager_review")
-    await stack.client.decide(shared.request_id, DecisionAction(decision="approve", manager="np-dsl",
-                                                                reason="Proportionate."))
-    await stack.client.decide(declined.request_id, DecisionAction(decision="decline", manager="np-dsl",
-                                                                  reason="Not necessary."))
-    await stack.until(shared.request_id, lambda s: s.stage == "receipt")
-    await stack.client.acknowledge(shared.request_id, AckAction(agency="county-childrens-services"))
-    await stack.until(shared.request_id, lambda s: s.stage == "retention")
-    await stack.until(declined.request_id, lambda s: s.stage == "retention")
+async def shared_and_declined(stack: Stack) -> tuple[ShareRequest, ShareRequest]:
+    """Two routine requests consented to: one shared and acknowledged, one declined by the DSL."""
+    shared, declined = await stack.routine("retention"), await stack.request("routine-consent")
+    await stack.client.submit(declined)
+    await stack.actors.drive(declined, [CONSENT_GIVEN, DECLINE], "retention")
     return shared, declined
 
 

@@ -20,9 +20,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from clients import Settings
-from schemas import ConsentAction, DecisionAction
 from store import upgrade_database
-from workers import ensure_demo_home
+from workers import APPROVE, CONSENT_GIVEN, ensure_demo_home, eventually
 
 from .conftest import PG_URL, Stack, fresh_postgres_database, open_stack, require_postgres
 from .test_dev_server import free_port
@@ -98,22 +97,20 @@ async def attempts(stack: Stack, request_id: str) -> int:
 async def test_a_database_outage_makes_the_request_wait_then_resume_without_loss(proxied) -> None:
     """Store faults: activities retry, the workflow waits, nothing lost or duplicated."""
     stack, proxy, _ = proxied
-    req = await stack.request("routine-consent")
+    req = await stack.routine("consent")
     rid = req.request_id
-    await stack.client.submit(req)
-    await stack.until(rid, lambda s: s.stage == "consent")
 
     proxy.down()
-    consent = asyncio.create_task(stack.client.consent(rid, ConsentAction(status="given", by="np-teacher")))
-    async with asyncio.timeout(60):  # the step is being retried against the dead database
-        while await attempts(stack, rid) < 3:  # noqa: ASYNC110 - polls the server; no local event
-            await asyncio.sleep(0.1)
+    consent = asyncio.create_task(stack.actors.take(req, CONSENT_GIVEN))
+    # The step is being retried against the dead database.
+    await eventually(f"request {rid}: a third attempt at its step", lambda: attempts(stack, rid), lambda n: n >= 3,
+                     timeout=60)
     assert (await stack.client.status(rid)).stage == "consent" and not consent.done()
 
     proxy.up()
     await asyncio.wait_for(consent, 60)
     await stack.until(rid, lambda s: s.stage == "manager_review", timeout=60)
-    events = [e["event"] for e in await stack.store.audit_trail(rid)]
+    events = [e.event for e in await stack.store.audit_trail(rid)]
     assert events.count("consent_given") == 1 and events.count("request_accepted") == 1
     assert (await stack.store.verify_audit(stack.settings.audit_public_key_file.read_text().strip())).ok
 
@@ -121,19 +118,15 @@ async def test_a_database_outage_makes_the_request_wait_then_resume_without_loss
 async def test_a_statement_the_database_refuses_fails_the_step_at_once_and_clearly(proxied) -> None:
     """What retrying cannot fix is non-retryable, and the failure names the kind, not the data."""
     stack, _, direct_url = proxied
-    req = await stack.request("routine-consent")
+    req = await stack.routine("consent")
     rid = req.request_id
-    await stack.client.submit(req)
-    await stack.until(rid, lambda s: s.stage == "consent")
     conn = await asyncpg.connect(direct_url)
     try:  # an operator's mistake: the records table is gone
         await conn.execute("DROP TABLE records")
     finally:
         await conn.close()
 
-    await stack.client.consent(rid, ConsentAction(status="given", by="np-teacher"))
-    await stack.until(rid, lambda s: s.stage == "manager_review")
-    await stack.client.decide(rid, DecisionAction(decision="approve", manager="np-dsl", reason="ok"))
+    await stack.actors.drive(req, [CONSENT_GIVEN, APPROVE])
     with pytest.raises(WorkflowFailureError) as failed:
         await asyncio.wait_for(stack.client.wait(rid), 60)
     activity_error = failed.value.cause

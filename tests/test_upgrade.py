@@ -18,21 +18,12 @@ from temporalio.common import WorkerDeploymentVersion
 from temporalio.testing import WorkflowEnvironment
 
 from clients import Settings, history_runs
-from schemas import AckAction, ConsentAction, DecisionAction, workflow_id
-from workers import end_retention_at_record, ensure_demo_home, running_worker
+from schemas import workflow_id
+from workers import ROUTINE, Actors, end_retention_at_record, ensure_demo_home, running_worker
 from workers._worker import make_current
 
-from .conftest import Stack, open_stack
-from .test_cli_inputs import dev_env, wait_for  # noqa: F401 - dev_env is a fixture
-from .test_crash import persisted_stage
-
-
-async def stored(stack: Stack, rid: str, stage: str) -> None:
-    """Wait until the server holds the request at `stage`, so an action lands in a task of its own."""
-    async def there() -> bool:
-        return await persisted_stage(stack.client, rid) == stage
-
-    await wait_for(f"{rid} stored at {stage}", there)
+from .conftest import open_stack
+from .test_cli_inputs import dev_env  # noqa: F401 - a fixture
 
 
 async def test_a_request_started_on_one_build_finishes_on_the_next(
@@ -53,24 +44,21 @@ async def test_a_request_started_on_one_build_finishes_on_the_next(
     # Build b's workers start first, as in a deploy; nothing is routed to them until b is current.
     async with open_stack(dev_env, b) as stack:
         temporal = stack.client.client
+        # Each step taken on the stage the server holds, so that it lands in a workflow task of its own.
+        actors = Actors(stack.client, b, timeout=30)
         async with running_worker(temporal, a, stack.client.task_queue, current=True):
             req = await stack.request("routine-consent")
             rid = req.request_id
-            await stack.client.submit(req)
-            await stored(stack, rid, "consent")
-            await stack.client.consent(rid, ConsentAction(status="given", by=req.requested_by))
-            await stored(stack, rid, "manager_review")
+            await actors.submit(req)
+            await actors.drive(req, ROUTINE, "manager_review")  # consent given
             await make_current(temporal, WorkerDeploymentVersion(deployment, "b"))
         # Build a is stopped; the request waits for its manager with no worker of its build left.
         try:
             async with asyncio.timeout(30):
-                await stack.client.decide(rid, DecisionAction(decision="approve", manager="np-dsl",
-                                                              reason="proportionate"))
-                await stored(stack, rid, "receipt")
-                await stack.client.acknowledge(rid, AckAction(agency="county-childrens-services"))
+                await actors.drive(req, ROUTINE)  # the DSL approves, the recipient acknowledges
                 final = await stack.client.wait(rid)
-        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):  # the update, cut off
-            raise AssertionError("the request did not go on after build a was stopped") from None
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as cut_off:  # an update, or a wait
+            raise AssertionError(f"the request did not go on after build a was stopped: {cut_off}") from None
         runs = await history_runs(temporal, workflow_id(rid))
 
     assert final.stage == "deleted" and final.outcome == "shared"

@@ -13,8 +13,8 @@ import hmac
 import json
 import os
 import signal
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,7 @@ from activities import SIGNATURE_HEADER, idempotency_key
 from clients import InputError, SafeshareClient, Settings, open_codec, read_directory
 from schemas import Status, workflow_id
 from store import Store
-from workers import ensure_demo_home, load_home, running_worker
+from workers import ensure_demo_home, eventually, load_home, running_worker
 from workers._dev import _connect_when_ready, dev_server_args
 
 from .conftest import BIN, EXAMPLES, Stack, example
@@ -121,9 +121,9 @@ async def test_webhook_notification_is_signed_keyed_and_free_of_personal_data(
     await stack.client.submit(req)
     await stack.until(rid, lambda s: s.stage == "consent")
     [post] = receiver.at("/notify/np-teacher")  # the signature was checked on arrival
-    [row] = [r for r in await stack.store.outbox_for(rid) if r["kind"] == "consent_requested"]
-    assert row["channel"] == "webhook" and row["sent_at"] is not None
-    assert post.key == idempotency_key(row["dedupe_key"])
+    [row] = [r for r in await stack.store.outbox_for(rid) if r.kind == "consent_requested"]
+    assert row.channel == "webhook" and row.sent_at is not None
+    assert post.key == idempotency_key(row.dedupe_key)
     message = json.loads(post.body)
     assert message["request_id"] == rid and message["kind"] == "consent_requested"
     assert "Awaited from you by" in message["body"]
@@ -138,9 +138,9 @@ async def test_a_4xx_from_the_receiver_is_final_and_recorded(stack: Stack, recei
     await stack.client.submit(req)
     await stack.until(rid, lambda s: s.stage == "consent")
     assert len(receiver.at("/notify/np-teacher")) == 1  # not retried
-    [row] = [r for r in await stack.store.outbox_for(rid) if r["kind"] == "consent_requested"]
-    assert row["sent_at"] is None and row["failure"] == "webhook: HTTP 410"
-    assert any(r["event"] == "notification_failed" for r in await stack.store.audit_trail(rid))
+    [row] = [r for r in await stack.store.outbox_for(rid) if r.kind == "consent_requested"]
+    assert row.sent_at is None and row.failure == "webhook: HTTP 410"
+    assert any(r.event == "notification_failed" for r in await stack.store.audit_trail(rid))
 
 
 async def test_a_5xx_from_the_receiver_is_retried_and_accepted_once(stack: Stack, receiver: Receiver) -> None:
@@ -160,14 +160,14 @@ async def test_a_bundle_is_pushed_signed_and_opens_with_the_recipients_key(stack
     [post] = receiver.at("/bundles")
     assert post.key == rid and post.headers["X-Safeshare-Sender"] == req.disclosing_agency
     stored = await stack.store.delivery(rid)
-    assert post.body == stored["bundle"] and stored["pushed_at"] is not None
+    assert post.body == stored.bundle and stored.pushed_at is not None
     keys = crypto.AgencyKeys.load(stack.settings.agency_key_file(RECIPIENT))
     _, plaintext = crypto.open_bundle(
         post.body, recipient=RECIPIENT, keys=keys,
         sender_public_b64=stack.client.directory.agency(req.disclosing_agency).signing_public_key)
     assert {i["id"] for i in json.loads(plaintext)["items"]} == {"incident", "address"}
-    delivered = [r for r in await stack.store.audit_trail(rid) if r["event"] == "bundle_delivered"]
-    assert json.loads(delivered[0]["data"])["channel"] == "webhook"
+    delivered = [r for r in await stack.store.audit_trail(rid) if r.event == "bundle_delivered"]
+    assert json.loads(delivered[0].data)["channel"] == "webhook"
 
 
 async def test_worker_killed_mid_delivery_still_delivers_exactly_once(
@@ -180,7 +180,7 @@ async def test_worker_killed_mid_delivery_still_delivers_exactly_once(
     On the real dev server: the time-skipping test server does not notice a killed worker's
     outstanding poll, as a real server does."""
     port = free_port()
-    settings = replace(settings, temporal_address=f"127.0.0.1:{port}", task_queue="kill-test")
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{port}", "task_queue": "kill-test"})
     server = await asyncio.create_subprocess_exec(
         *dev_server_args(settings, port, free_port()), stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
@@ -210,7 +210,7 @@ async def test_worker_killed_mid_delivery_still_delivers_exactly_once(
         receiver.hold.set()
         store = await Store.open(settings.database_url, load_home(settings)[2])
         try:  # delivered to the receiver, never recorded as pushed: the window a crash leaves
-            assert (await store.delivery(rid))["pushed_at"] is None
+            assert (await store.delivery(rid)).pushed_at is None
         finally:
             await store.close()
 
@@ -230,17 +230,11 @@ async def test_worker_killed_mid_delivery_still_delivers_exactly_once(
         await codec.vault.close()
 
 
-async def until(client: SafeshareClient, rid: str, check, timeout: float) -> Status:
-    """Wait for a condition on the request's status (queried, never slept on blindly)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            try:
-                status = await client.status(rid)
-                if check(status):
-                    return status
-            except RPCError:
-                pass  # a query can time out while its workflow task moves to a live worker
-            await asyncio.sleep(0.05)
+async def until(client: SafeshareClient, rid: str, check: Callable[[Status], bool], timeout: float) -> Status:
+    """Wait for a condition on the request's status (queried, never slept on blindly). A query can
+    time out while its workflow task moves to a live worker: that is a look that saw nothing."""
+    return await eventually(f"request {rid}: the condition on its status", lambda: client.status(rid), check,
+                            timeout=timeout, tolerate=(RPCError,))
 
 
 @pytest.mark.parametrize(("change", "problem"), [

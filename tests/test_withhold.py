@@ -19,11 +19,12 @@ from temporalio.exceptions import ApplicationError
 
 from activities import bundle_content
 from clients import Refused
-from schemas import WITHHELD, ConsentAction, DecisionAction, ShareRequest, ThirdParty, Withholder
+from schemas import WITHHELD, DecisionAction, ShareRequest, ThirdParty, Withholder
 from schemas._withhold import _TITLES, _WORDS
+from workers import ROUTINE, in_stage
 
 from .conftest import Stack, example
-from .test_lifecycle import in_stage, notified, open_bundle, record
+from .test_lifecycle import notified, open_bundle, record
 
 # --- the rule on its own ----------------------------------------------------------------------
 
@@ -250,12 +251,9 @@ async def test_a_mention_in_any_form_is_withheld_and_shown_to_the_manager_before
     })
     rid = req.request_id
     await stack.client.submit(req)
-    await stack.until(rid, in_stage("consent"))
-    await stack.client.consent(rid, ConsentAction(status="given", by="np-teacher"))
-    status = await stack.until(rid, in_stage("manager_review"))
+    status = await stack.actors.drive(req, ROUTINE, "manager_review")
     assert status.items_withholding_identity == ["attendance"] and status.items_needing_manual_redaction == []
-    await stack.client.decide(rid, DecisionAction(decision="approve", manager="np-dsl", reason="proportionate"))
-    await stack.until(rid, in_stage("receipt"))
+    await stack.actors.drive(req, ROUTINE, "receipt")
 
     bundle = await open_bundle(stack, rid, "county-childrens-services")
     text = json.dumps(bundle, ensure_ascii=False)
@@ -273,9 +271,7 @@ async def test_an_item_that_cannot_be_made_safe_cannot_be_approved_or_sent(stack
                  {"attendance": "Mrs Smith reported the absences.", "behaviour": "Withdrawn and tired."})
     rid = req.request_id
     await stack.client.submit(req)
-    await stack.until(rid, in_stage("consent"))
-    await stack.client.consent(rid, ConsentAction(status="given", by="np-teacher"))
-    status = await stack.until(rid, in_stage("manager_review"))
+    status = await stack.actors.drive(req, ROUTINE, "manager_review")
     assert status.items_needing_manual_redaction == ["attendance"]
     assert status.items_withholding_identity == ["attendance"]
 
