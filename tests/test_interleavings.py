@@ -40,6 +40,7 @@ from .conftest import example
 from .stub_activities import (
     KEYS,
     POLICY,
+    Gate,
     Stubs,
     answered_after_stored,
     assert_each_step_stored_once_in_order,
@@ -88,6 +89,15 @@ class Run:
 
     async def answered_after_stored(self, update_id: str, event: str) -> None:
         await answered_after_stored(self.client, self.handle, update_id, event)
+
+    async def timer_fires_while_held(self, wait: timedelta, *, then_stored: list[str]) -> Gate:
+        """Let a policy wait run out with `record_steps` held: the timer's batch (ending with the
+        events `then_stored`) is in flight, unstored, until the returned gate opens."""
+        gate = self.stubs.hold("record_steps")
+        await self.env.sleep(wait + SECOND)
+        await gate.reached.wait()
+        assert self.stubs.events()[-len(then_stored):] == then_stored
+        return gate
 
     async def restart_worker(self) -> None:
         """Stop the worker and start another on the queue (each replays what it works on)."""
@@ -178,10 +188,7 @@ async def test_a_decision_racing_the_escalation_timeout_is_stored_once_and_ends_
     flight; the approval is its own batch, answered after both, and the request goes on to share."""
     await run.act(UpdateName.CONSENT, CONSENT)
     await run.shown(lambda stage: stage == "manager_review")
-    gate = run.stubs.hold("record_steps")
-    await run.env.sleep(POLICY.manager_wait + SECOND)
-    await gate.reached.wait()
-    assert run.stubs.events()[-1] == "manager_escalated"
+    gate = await run.timer_fires_while_held(POLICY.manager_wait, then_stored=["manager_escalated"])
     approval = run.acting(UpdateName.DECIDE, APPROVE, "approve")
     await run.stubs.until(lambda: "manager_approve" in run.stubs.events())
     gate.open()
@@ -196,10 +203,7 @@ async def test_a_decision_racing_the_escalation_timeout_is_stored_once_and_ends_
 async def test_an_update_arriving_between_a_timer_and_the_next_stage_is_judged_by_the_stage_shown(run: Run) -> None:
     """Consent times out; while the next stage's batch is stored the request still shows consent:
     an override is accepted (and stored once, after the timeout), a late consent is refused."""
-    gate = run.stubs.hold("record_steps")
-    await run.env.sleep(POLICY.consent_wait + SECOND)
-    await gate.reached.wait()
-    assert run.stubs.events()[-2:] == ["consent_timed_out", "manager_asked"]
+    gate = await run.timer_fires_while_held(POLICY.consent_wait, then_stored=["consent_timed_out", "manager_asked"])
     assert (await run.status()).stage == "consent"
     override = run.acting(UpdateName.OVERRIDE, OverrideAction(ground="would_cause_harmful_delay", reason="r",
                                                               by="np-teacher"), "override")
@@ -220,10 +224,7 @@ async def test_an_acknowledgement_racing_the_receipt_reminder_is_stored_once_and
     """The reminder's batch is in flight when the recipient acknowledges: the acknowledgement is
     stored once, with its step, and the request goes on to retention with no escalation."""
     await to_receipt(run)
-    gate = run.stubs.hold("record_steps")
-    await run.env.sleep(POLICY.receipt_wait + SECOND)
-    await gate.reached.wait()
-    assert run.stubs.events()[-1] == "receipt_reminder"
+    gate = await run.timer_fires_while_held(POLICY.receipt_wait, then_stored=["receipt_reminder"])
     ack = run.acting(UpdateName.ACKNOWLEDGE, ACK, "ack")
     await run.stubs.until(lambda: "bundle_acknowledged" in run.stubs.events())
     gate.open()
