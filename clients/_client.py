@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, get_args
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import (
@@ -15,6 +15,7 @@ from temporalio.client import (
     Interceptor,
     WorkflowExecution,
     WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowHandle,
     WorkflowHistory,
     WorkflowUpdateFailedError,
@@ -31,6 +32,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 import crypto
 from schemas import (
+    STAGES,
     TASK_QUEUE,
     WORKFLOW_TYPE,
     AckAction,
@@ -45,7 +47,6 @@ from schemas import (
     ShareInput,
     ShareRequest,
     Signed,
-    Stage,
     Status,
     UpdateName,
     check_against_directory,
@@ -57,8 +58,6 @@ from store import Store
 
 from ._files import InputError
 from ._settings import Settings
-
-STAGES: tuple[str, ...] = get_args(Stage)
 
 
 class Refused(Exception):
@@ -112,11 +111,15 @@ async def opened(opening: Awaitable[C]) -> AsyncIterator[C]:
         await resource.close()
 
 
-async def open_store(settings: Settings, *, audit_key: crypto.SigningKey | None = None) -> Store:
-    """The store at SAFESHARE_DATABASE_URL, opened with this deployment's store key."""
+async def open_store(
+    settings: Settings, *, audit_key: crypto.SigningKey | None = None, checkpoint_every: int = 100
+) -> Store:
+    """The store at SAFESHARE_DATABASE_URL, opened with this deployment's store key; with the audit
+    key (a worker, `audit checkpoint`) it signs a checkpoint every `checkpoint_every` entries."""
     store_key = crypto.read_secret(settings.store_key_file)
     with database("store", "SAFESHARE_DATABASE_URL"):
-        return await Store.open(settings.database_url, store_key, audit_key=audit_key)
+        return await Store.open(settings.database_url, store_key, audit_key=audit_key,
+                                checkpoint_every=checkpoint_every)
 
 
 async def open_vault(settings: Settings, ring: crypto.KeyRing | None = None) -> crypto.HistoryKeys:
@@ -266,7 +269,11 @@ class SafeshareClient:
             raise
 
     async def wait(self, request_id: str) -> Status:
-        return await self.client.get_workflow_handle(workflow_id(request_id), result_type=Status).result()
+        try:
+            return await self.client.get_workflow_handle(workflow_id(request_id), result_type=Status).result()
+        except WorkflowFailureError:  # its cause may quote the workflow's failure: not repeated
+            raise Refused(f"request {request_id}: ended without completing (terminated, cancelled or "
+                          "failed); an operator sees why in the Web UI") from None
 
     async def _update(self, request_id: str, name: str, action: Any) -> Status:
         try:

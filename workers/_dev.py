@@ -24,9 +24,12 @@ from ._worker import run_worker
 log = structlog.get_logger("safeshare.dev")
 
 TEMPORAL = Path(sys.executable).parent / "temporal"
-# The dev stack's worker is versioned as production's are (docs/VERSIONING.md): unless
-# SAFESHARE_BUILD_ID says otherwise, its build is the project's version, made current at start.
-DEV_BUILD_ID = importlib.metadata.version("safeshare")
+
+
+def dev_build_id() -> str:
+    """The dev stack's worker is versioned as production's are (docs/VERSIONING.md): unless
+    SAFESHARE_BUILD_ID says otherwise, its build is the project's version, made current at start."""
+    return importlib.metadata.version("safeshare")
 
 
 def dev_server_args(settings: Settings, port: int, ui_port: int) -> list[str]:
@@ -51,7 +54,7 @@ async def _connect_when_ready(
     async with asyncio.timeout(60):
         while True:
             if proc.returncode is not None:
-                raise RuntimeError(f"temporal dev server exited with {proc.returncode}; see temporal.log")
+                raise Unavailable(f"Temporal: the dev server exited with {proc.returncode}; see temporal.log")
             try:
                 if observed is None:
                     return await connect(settings, codec)
@@ -78,7 +81,7 @@ class Observed:
 
 async def run_dev(settings: Settings, port: int, ui_port: int) -> None:
     settings = settings.model_copy(
-        update={"temporal_address": f"127.0.0.1:{port}", "build_id": settings.build_id or DEV_BUILD_ID})
+        update={"temporal_address": f"127.0.0.1:{port}", "build_id": settings.build_id or dev_build_id()})
     if ensure_demo_home(settings):
         log.info("demo_home_created", home=str(settings.home))
     stop = _stop_on_signals()

@@ -26,7 +26,7 @@ from activities import (
     beside,
     worker_activities,
 )
-from clients import Settings, database
+from clients import Settings, Unavailable, open_store, open_vault, opened
 from schemas import TASK_QUEUE
 from store import Store, StoreError
 from workflows import ShareRequestWorkflow
@@ -97,7 +97,8 @@ async def make_current(client: Client, version: WorkerDeploymentVersion, timeout
                     refused = err
                 await asyncio.sleep(0.1)  # its workers' first polls are on their way
     except TimeoutError:
-        raise RuntimeError(f"build {version.build_id} not made current: {refused}") from None
+        raise Unavailable(f"Temporal: build {version.build_id} not made current ({refused}); "
+                          "are its workers polling?") from None
 
 
 @asynccontextmanager
@@ -106,43 +107,45 @@ async def running_worker(
 ) -> AsyncIterator[Worker]:
     """The worker, polling `task_queue`; with `current`, its build (if it has one) is made the
     deployment's Current Version once it polls, as `make run` does."""
-    directory, policy, store_key = load_home(settings)
-    audit_key, ring = crypto.SigningKey.load(settings.audit_key_file), crypto.KeyRing.load(settings.codec_ring_file)
-    with database("store", "SAFESHARE_DATABASE_URL"):
-        store = await Store.open(settings.database_url, store_key, audit_key=audit_key,
-                                 checkpoint_every=settings.checkpoint_every)
-    with database("key vault", "SAFESHARE_KEYS_URL"):
-        vault = await crypto.HistoryKeys.open(settings.keys_url, ring, settings.key_cache_seconds)
+    directory, policy, _ = load_home(settings)
+    audit_key = crypto.SigningKey.load(settings.audit_key_file)
     versioning = deployment_config(settings)
+    async with (
+        opened(open_store(settings, audit_key=audit_key, checkpoint_every=settings.checkpoint_every)) as store,
+        opened(open_vault(settings)) as vault,
+        _on_stop(store, task_queue),
+        beside(_checkpoint_every(store, settings.checkpoint_interval)),
+        recording_refusals(store) as refusals,
+    ):
+        worker = Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[ShareRequestWorkflow],
+            activities=worker_activities(store=store, directory=directory, policy=policy,
+                                         agency_keys=agency_keys(settings), history_keys=vault,
+                                         channels=channels(settings)),
+            interceptors=[refusals, BindActivityContext(), StoreFailures()],
+            workflow_runner=RUNNER,
+            deployment_config=versioning,
+            **settings.worker_tuning,
+        )
+        async with worker, census(client, settings):
+            if current and versioning is not None:
+                await make_current(client, versioning.version)
+            log.info("worker_started", task_queue=task_queue, namespace=client.namespace,
+                     version=versioning.version.to_canonical_string() if versioning else None,
+                     email_channel="smtp" if settings.smtp_host else "mail_dir", store=store.dialect,
+                     metrics_port=settings.metrics_port, tracing=settings.tracing)
+            yield worker
+
+
+@asynccontextmanager
+async def _on_stop(store: Store, task_queue: str) -> AsyncIterator[None]:
+    """However the worker stops, it signs the head of the audit chain it leaves."""
     try:
-        async with (
-            beside(_checkpoint_every(store, settings.checkpoint_interval)),
-            recording_refusals(store) as refusals,
-        ):
-            worker = Worker(
-                client,
-                task_queue=task_queue,
-                workflows=[ShareRequestWorkflow],
-                activities=worker_activities(store=store, directory=directory, policy=policy,
-                                             agency_keys=agency_keys(settings), history_keys=vault,
-                                             channels=channels(settings)),
-                interceptors=[refusals, BindActivityContext(), StoreFailures()],
-                workflow_runner=RUNNER,
-                deployment_config=versioning,
-                **settings.worker_tuning,
-            )
-            async with worker, census(client, settings):
-                if current and versioning is not None:
-                    await make_current(client, versioning.version)
-                log.info("worker_started", task_queue=task_queue, namespace=client.namespace,
-                         version=versioning.version.to_canonical_string() if versioning else None,
-                         email_channel="smtp" if settings.smtp_host else "mail_dir", store=store.dialect,
-                         metrics_port=settings.metrics_port, tracing=settings.tracing)
-                yield worker
+        yield
     finally:
-        await _checkpoint(store)  # a clean stop signs the head it leaves
-        await vault.close()
-        await store.close()
+        await _checkpoint(store)
         log.info("worker_stopped", task_queue=task_queue)
 
 
