@@ -6,6 +6,7 @@ from ._codec import UNREADABLE, EncryptionCodec, HistoryKeys, KeyRing, data_conv
 from ._errors import CryptoError
 from ._keys import (
     DEFAULT_SUITE,
+    MAX_SECRET_BYTES,
     SUITES,
     AgencyKeys,
     SigningKey,
@@ -19,6 +20,7 @@ from ._keys import (
 
 __all__ = [
     "DEFAULT_SUITE",
+    "MAX_SECRET_BYTES",
     "SUITES",
     "UNOPENABLE",
     "UNREADABLE",

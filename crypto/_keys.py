@@ -47,11 +47,20 @@ def write_secret(path: Path, data: bytes) -> None:
     os.chmod(path, 0o600)  # an existing file keeps its mode on O_TRUNC
 
 
+# Key files, key rings and tokens are a few KB at most: a bound stops `--key /dev/zero` or a
+# mistaken large file from reading until memory runs out.
+MAX_SECRET_BYTES = 64 * 1024
+
+
 def read_secret(path: Path) -> bytes:
     try:
-        return path.read_bytes()
+        with path.open("rb") as f:
+            data = f.read(MAX_SECRET_BYTES + 1)
     except OSError as err:
         raise CryptoError(f"cannot read key file {path.name}") from err
+    if len(data) > MAX_SECRET_BYTES:
+        raise CryptoError(f"key file {path.name}: larger than a key file can be")
+    return data
 
 
 def _raw(key: X25519PrivateKey | Ed25519PrivateKey) -> bytes:

@@ -314,3 +314,14 @@ async def test_codec_server_browser_sign_in_sets_a_session_cookie_only_for_the_r
     encoded = await codec.encode([Payload(metadata={"encoding": b"json/plain"}, data=b"1")])
     async with http.post("/encode", data=_body(encoded), headers={"Origin": ORIGIN}) as r:
         assert r.status == 200
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "large"])
+def test_a_key_file_is_read_only_up_to_a_bound(tmp_path: Path, source: str) -> None:
+    """A device or a large file given as a key (`--key /dev/zero`) is refused with one error
+    naming the file, instead of reading until memory runs out."""
+    path = Path(source) if source.startswith("/") else tmp_path / source
+    if not source.startswith("/"):
+        path.write_bytes(b"k" * (crypto.MAX_SECRET_BYTES + 1))
+    with pytest.raises(crypto.CryptoError, match=f"key file {path.name}: larger than a key file can be"):
+        crypto.read_secret(path)
