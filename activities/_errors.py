@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError, SQLAlchemyError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
@@ -37,6 +38,13 @@ class _StoreFailuresInbound(ActivityInboundInterceptor):
             return await super().execute_activity(input)
         except ContentDestroyed as err:
             raise ApplicationError(str(err), type="ContentDestroyed", non_retryable=True) from None
+        except ValidationError as err:
+            # A stored model that no longer validates: retrying cannot fix it, and pydantic's own
+            # message quotes the input (a name, content), so only the fields' places are named.
+            where = sorted({".".join(str(p) for p in e["loc"]) or "model" for e in err.errors(include_input=False)})
+            log.error("stored_model_invalid", model=err.title, fields=where)
+            raise ApplicationError(f"{err.title} no longer validates at {', '.join(where)}; see the worker log",
+                                   type="InvalidModel", non_retryable=True) from None
         except _PERMANENT as err:
             kind = type(err).__name__
             log.error("store_refused", kind=kind)

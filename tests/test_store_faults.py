@@ -139,3 +139,25 @@ async def test_a_statement_the_database_refuses_fails_the_step_at_once_and_clear
     assert failed_attempt.activity_task_started_event_attributes.attempt == 1  # not retried
     assert (await stack.client.handle(rid).describe()).status == WorkflowExecutionStatus.FAILED
     assert json.dumps(str(failed.value)).find(req.subject.name) == -1
+
+
+async def test_a_stored_model_that_no_longer_validates_fails_at_once_without_quoting_it() -> None:
+    """A stored request that no longer validates fails the step non-retryably, and the failure
+    (which Temporal keeps and the SDK logs) names the field, never the value it holds."""
+    from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput
+
+    from activities import StoreFailures
+    from schemas import RequestAt
+
+    canary = "canary-name-2014-07-09"
+
+    class Raising(ActivityInboundInterceptor):
+        async def execute_activity(self, input: ExecuteActivityInput) -> object:
+            return RequestAt.model_validate_json(json.dumps({"request_id": canary.upper(), "at": "x"}))
+
+    inbound = StoreFailures().intercept_activity(Raising(None))  # type: ignore[arg-type]
+    with pytest.raises(ApplicationError) as failed:
+        await inbound.execute_activity(None)  # type: ignore[arg-type]
+    assert failed.value.non_retryable and failed.value.type == "InvalidModel"
+    assert "request_id" in failed.value.message and "at" in failed.value.message
+    assert canary.upper() not in failed.value.message and "input" not in failed.value.message
