@@ -6,7 +6,6 @@ from typing import Any
 
 import crypto
 from schemas import (
-    WITHHELD,  # defined with the rule that withholds names; still public here
     Directory,
     Policy,
 )
@@ -52,7 +51,6 @@ def worker_activities(
 __all__ = [
     "NOTIFICATION_REFUSED",
     "SIGNATURE_HEADER",
-    "WITHHELD",
     "ChannelError",
     "Channels",
     "DeliveryActivities",

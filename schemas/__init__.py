@@ -2,6 +2,7 @@
 
 from ._common import (
     SPECIAL_CATEGORIES,
+    STAGES,
     UNSAFE_TO_INFORM_GROUNDS,
     AgencyId,
     Category,
@@ -77,6 +78,7 @@ __all__ = [
     "MAX_CONTENT_CHARS",
     "SEARCH_ATTRIBUTES",
     "SPECIAL_CATEGORIES",
+    "STAGES",
     "TASK_QUEUE",
     "UNSAFE_TO_INFORM_GROUNDS",
     "WITHHELD",

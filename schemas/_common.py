@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, StringConstraints
 from pydantic_core import PydanticCustomError
@@ -24,15 +24,13 @@ _DATE_IN_ID = re.compile(
 )
 
 
-def no_date_in_id(value: str) -> str:
-    if _DATE_IN_ID.search(value):
-        raise PydanticCustomError(
-            "safeshare", "request_id: an opaque reference without a date in it (a date may be a date of birth)"
-        )
-    return value
+def holds_a_date(request_id: str) -> bool:
+    """Checked at intake only (`ShareRequest.at_intake`), never when an id is decoded later: a
+    rule widened in a later release must not make a stored history or state undecodable."""
+    return _DATE_IN_ID.search(request_id) is not None
 
 
-RequestId = Annotated[str, StringConstraints(pattern=REQUEST_ID_PATTERN), AfterValidator(no_date_in_id)]
+RequestId = Annotated[str, StringConstraints(pattern=REQUEST_ID_PATTERN)]
 AgencyId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
 ContactId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
 ItemId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
@@ -131,6 +129,9 @@ Stage = Literal[
     "retention",
     "deleted",
 ]
+
+STAGES: tuple[str, ...] = get_args(Stage)
+"""Every stage, in lifecycle order: the vocabulary filters and metrics are checked against."""
 
 Outcome = Literal["pending", "shared", "partly_shared", "not_shared", "withdrawn"]
 

@@ -24,6 +24,7 @@ from ._common import (
     SpecialCondition,
     Text,
     Urgency,
+    holds_a_date,
 )
 
 MAX_CONTENT_CHARS = 20_000
@@ -171,15 +172,18 @@ class ShareRequest(BaseModel, frozen=True, extra="forbid"):
     inform_subject: InformPlan
 
     @model_validator(mode="after")
-    def _plausible_dates(self, info: ValidationInfo) -> Self:
-        """Dates checked against the day of intake, given as the validation context `today`.
+    def _checked_at_intake(self, info: ValidationInfo) -> Self:
+        """The rules of intake day, given as the validation context `today`: the id holds no date,
+        and the dates fit the day.
 
         Only at intake: a request validated again later (a workflow replaying its input years on)
-        must not start failing because its child has grown up.
+        must not start failing because its child has grown up, or because a rule was tightened.
         """
         today = (info.context or {}).get("today")
         if today is None:
             return self
+        if holds_a_date(self.request_id):
+            raise _fail("request_id", "an opaque reference without a date in it (a date may be a date of birth)")
         self.subject.check_date_of_birth(today)
         earliest = self.subject.date_of_birth - PREGNANCY
         for n, item in enumerate(self.items):

@@ -34,7 +34,6 @@ with workflow.unsafe.imports_passed_through():
         Notice,
         PushInput,
         RequestAt,
-        SearchKey,
         ShareInput,
         ShareRequest,
         ShareState,
@@ -46,7 +45,6 @@ with workflow.unsafe.imports_passed_through():
 # The parked workflow continues as new at least yearly: histories stay short, and a request
 # parked for decades picks up current workflow code each year.
 RETENTION_CHUNK = timedelta(days=365)
-STAGE = SearchKey.STAGE  # what automated actors act on (docs/ARCHITECTURE.md)
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -236,7 +234,8 @@ class ShareRequestWorkflow(ActorActions):
         await self._records.store()
         await workflow.wait_condition(workflow.all_handlers_finished)
         # Irreversible from here: the rules refuse every action on a deleted request.
-        s.stage, s.awaiting = "deleted", None
+        # The digest answered re-submissions; with the content gone it only links to it.
+        s.stage, s.awaiting, s.request_sha256 = "deleted", None, None
         tomb = await workflow.execute_activity_method(
             DisposalActivities.dispose, RequestAt(request_id=s.request_id, at=workflow.now()), **STEP)
         s.deleted_at = tomb.destroyed_at
