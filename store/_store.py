@@ -190,9 +190,6 @@ class Store:
     async def inbox_for(self, agency: str) -> list[InboxEntry]:
         return await self._read(self._inbox.entries, agency)
 
-    async def mark_acknowledged(self, request_id: str, at: datetime) -> None:
-        await self._write(self._inbox.mark, request_id, "acknowledged_at", at)
-
     # --- records -------------------------------------------------------------------------------
 
     async def put_record(self, request_id: str, body: str, at: datetime) -> None:

@@ -344,6 +344,7 @@ async def test_actions_print_what_was_recorded_not_a_stage_already_past(stack: S
     assert "recorded consent refused, by eg-gp" in await run(consent_refused)
     await stack.until(rid, in_stage("manager_review"))
     assert "recorded override (would_increase_risk_to_child), by eg-gp" in await run(override)
-    assert "recorded decision (approve), by eg-safeguarding-lead" in await run(approve)
+    items = ", ".join(approve.items or ())
+    assert f"recorded decision (approve of items {items}), by eg-safeguarding-lead" in await run(approve)
     await stack.until(rid, in_stage("receipt"))
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from typing import get_args
 
 import structlog
 from opentelemetry.sdk.resources import Resource
@@ -31,11 +30,10 @@ from temporalio.service import RPCError
 
 from activities import beside
 from clients import Settings
-from schemas import WORKFLOW_TYPE, SearchKey, Stage, visibility_query
+from schemas import STAGES, WORKFLOW_TYPE, SearchKey, visibility_query
 
 log = structlog.get_logger("safeshare.telemetry")
 
-STAGES: tuple[str, ...] = get_args(Stage)
 SERVICE = "safeshare-worker"
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
-from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 from typer.core import TyperGroup
 
@@ -62,6 +62,8 @@ def _errors() -> Iterator[None]:
     except WorkflowUpdateRPCTimeoutOrCancelledError:
         fail(1, ["Temporal: the request did not answer in time (is a worker running?); "
                  "check with `safeshare status` before trying again"])
+    except WorkflowQueryFailedError:  # the worker's reason is not repeated: it is for operators
+        fail(1, ["Temporal: the request could not answer now (is a worker running?); try again shortly"])
     except RPCError as e:
         fail(1, [f"Temporal: {e.message} (is the stack running? TEMPORAL_ADDRESS)"])
     except BrokenPipeError:
@@ -92,9 +94,11 @@ def signing_key(path: Path | None) -> crypto.SigningKey | None:
     return crypto.SigningKey.load(path) if path is not None else None
 
 
-def one_of(field: str, **flags: bool) -> str:
-    """The one flag given of a set of alternatives (`--given`, `--refused`, ...), by its name."""
+def one_of(**flags: bool) -> str:
+    """The one flag given of a set of alternatives (`--given`, `--refused`, ...), by its name; the
+    error names the options themselves."""
     chosen = [name for name, on in flags.items() if on]
     if len(chosen) != 1:
-        raise InputError([f"{field}: exactly one of {', '.join('--' + name for name in flags)}"])
+        options = "/".join("--" + name for name in flags)
+        raise InputError([f"{options}: exactly one of these options expected"])
     return chosen[0]

@@ -70,10 +70,8 @@ def keys_init(
         fail(2, ["keys init: exactly one of --agency, --contact or --deployment"])
     if suite not in crypto.SUITES:
         fail(2, [f"suite: one of {', '.join(crypto.SUITES)}"])
-    try:  # the id goes into the directory entry even with --out: checked either way
-        default = settings.agency_key_file(agency) if agency else settings.contact_key_file(contact or "")
-    except InputError as e:
-        fail(2, e.problems)
+    # The id goes into the directory entry even with --out: checked either way.
+    default = settings.agency_key_file(agency) if agency else settings.contact_key_file(contact or "")
     path = out_file or default
     if path.exists():
         fail(2, [f"out: {path} exists; keys are never overwritten (move it away to replace it)"])

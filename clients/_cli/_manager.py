@@ -28,7 +28,7 @@ async def decide(
     key: KeyOpt = None,
 ) -> None:
     """Approve (optionally only some items), decline, or comment, with reasons, signed with --key."""
-    decision = one_of("decision", approve=approve, decline=decline, comment=comment)
+    decision = one_of(approve=approve, decline=decline, comment=comment)
     action = DecisionAction(
         decision=decision,  # type: ignore[arg-type]
         manager=manager, reason=reason,
@@ -36,7 +36,8 @@ async def decide(
     )
     async with resources.client(Settings.from_env()) as client:
         await client.decide(request_id, action, signing_key(key))
-    recorded(request_id, f"decision ({decision}), by {manager}")
+    scope = f" of items {', '.join(action.items)}" if action.items else ""
+    recorded(request_id, f"decision ({decision}{scope}), by {manager}")
 
 
 HoldByOpt = Annotated[str, typer.Option("--by", help="The discloser's DPO or manager placing or releasing it")]

@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
-from clients._client import STAGES, check_stage
+from clients._client import check_stage
 from clients._files import read_request
 from clients._settings import Settings
-from schemas import ChallengeAction, ConsentAction, OverrideAction
+from schemas import STAGES, ChallengeAction, ConsentAction, OverrideAction
 
 from . import _resources as resources
 from ._app import JsonOpt, KeyOpt, app, command, one_of, signing_key
@@ -80,7 +80,7 @@ async def consent(
     withdrawn: Annotated[bool, typer.Option("--withdrawn")] = False,
 ) -> None:
     """Record the family's answer to the request for consent."""
-    answer = one_of("status", given=given, refused=refused, withdrawn=withdrawn)
+    answer = one_of(given=given, refused=refused, withdrawn=withdrawn)
     action = ConsentAction(status=answer, by=by)  # type: ignore[arg-type]
     async with resources.client(Settings.from_env()) as client:
         await client.consent(request_id, action)
