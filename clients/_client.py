@@ -15,7 +15,6 @@ from temporalio.client import (
     Interceptor,
     WorkflowExecution,
     WorkflowExecutionStatus,
-    WorkflowFailureError,
     WorkflowHandle,
     WorkflowHistory,
     WorkflowUpdateFailedError,
@@ -269,11 +268,7 @@ class SafeshareClient:
             raise
 
     async def wait(self, request_id: str) -> Status:
-        try:
-            return await self.client.get_workflow_handle(workflow_id(request_id), result_type=Status).result()
-        except WorkflowFailureError:  # its cause may quote the workflow's failure: not repeated
-            raise Refused(f"request {request_id}: ended without completing (terminated, cancelled or "
-                          "failed); an operator sees why in the Web UI") from None
+        return await self.client.get_workflow_handle(workflow_id(request_id), result_type=Status).result()
 
     async def _update(self, request_id: str, name: str, action: Any) -> Status:
         try:

@@ -14,7 +14,11 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
-from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.client import (
+    WorkflowFailureError,
+    WorkflowQueryFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.service import RPCError
 from typer.core import TyperGroup
 
@@ -62,6 +66,9 @@ def _errors() -> Iterator[None]:
     except WorkflowUpdateRPCTimeoutOrCancelledError:
         fail(1, ["Temporal: the request did not answer in time (is a worker running?); "
                  "check with `safeshare status` before trying again"])
+    except WorkflowFailureError:  # `submit --wait`; its cause may quote the failure: not repeated
+        fail(1, ["Temporal: the request ended without completing (terminated, cancelled or failed); "
+                 "an operator sees why in the Web UI"])
     except WorkflowQueryFailedError:  # the worker's reason is not repeated: it is for operators
         fail(1, ["Temporal: the request could not answer now (is a worker running?); try again shortly"])
     except RPCError as e:
