@@ -109,7 +109,7 @@ async def test_a_step_is_recorded_once_with_its_notifications(store: Store) -> N
     assert [r.seq for r in await store.audit_trail("r-1")] == [1]
     unsent = await store.unsent("r-1", "00001-asked")
     assert [r.to_contact for r in unsent] == ["np-dsl"]
-    await store.mark_sent(unsent[0].id, T0)
+    await store.mark_sent([unsent[0].dedupe_key], T0)
     assert await store.unsent("r-1", "00001-asked") == []
     assert (await store.outbox_for("r-1"))[0].sent_at == T0
 
