@@ -216,6 +216,11 @@ class Settings(BaseSettings):
     def mail_dir(self) -> Path:
         return self.home / "mail"
 
+    @property
+    def pending_dir(self) -> Path:
+        """Audited steps (refusals) written down until the store takes them (`store.PendingSteps`)."""
+        return self.home / "pending"
+
     def agency_key_file(self, agency_id: str) -> Path:
         """An agency's key file; the id must be a directory id (`--agency`)."""
         return _key_file(self.keys_dir / "agencies", agency_id, _AGENCY_ID, "--agency")
