@@ -193,9 +193,6 @@ class Store:
 
     # --- records -------------------------------------------------------------------------------
 
-    async def put_record(self, request_id: str, body: str, at: datetime) -> None:
-        await self._write(self._records.put, request_id, body, at)
-
     async def record(self, request_id: str) -> str | None:
         return await self._read(self._records.body, request_id)
 
