@@ -328,6 +328,9 @@ async def test_codec_server_browser_sign_in_sets_a_session_cookie_only_for_the_r
     http, codec = codec_server
     async with http.post("/login", data={"token": "wrong"}) as r:
         assert r.status == 401
+    # Another site's page cannot sign a visitor in (login CSRF): only this server's own form may.
+    async with http.post("/login", data={"token": "the-token"}, headers={"Origin": "http://elsewhere.example"}) as r:
+        assert r.status == 403
     assert len(http.cookie_jar) == 0
     async with http.post("/login", data={"token": "the-token"}) as r:
         assert r.status == 200
