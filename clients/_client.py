@@ -48,6 +48,7 @@ from schemas import (
     Signed,
     Status,
     UpdateName,
+    WithdrawAction,
     check_against_directory,
     request_id_of,
     visibility_query,
@@ -293,6 +294,9 @@ class SafeshareClient:
 
     async def decide(self, request_id: str, action: DecisionAction, key: crypto.SigningKey | None = None) -> Status:
         return await self._update(request_id, UpdateName.DECIDE, _signed(action, request_id, key))
+
+    async def withdraw(self, request_id: str, action: WithdrawAction, key: crypto.SigningKey | None = None) -> Status:
+        return await self._update(request_id, UpdateName.WITHDRAW, _signed(action, request_id, key))
 
     async def acknowledge(self, request_id: str, action: AckAction, key: crypto.SigningKey | None = None) -> Status:
         return await self._update(request_id, UpdateName.ACKNOWLEDGE, _signed(action, request_id, key))

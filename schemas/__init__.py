@@ -5,6 +5,7 @@ from ._common import (
     STAGES,
     UNSAFE_TO_INFORM_GROUNDS,
     AgencyId,
+    AgreementRef,
     Category,
     ConsentStatus,
     ContactId,
@@ -48,6 +49,7 @@ from ._process import (
     StepsInput,
     StepsResult,
     Tombstone,
+    WithdrawAction,
     text_sha256,
 )
 from ._request import (
@@ -87,6 +89,7 @@ __all__ = [
     "AckAction",
     "Agency",
     "AgencyId",
+    "AgreementRef",
     "Awaiting",
     "Category",
     "ChallengeAction",
@@ -141,6 +144,7 @@ __all__ = [
     "Tombstone",
     "UpdateName",
     "Urgency",
+    "WithdrawAction",
     "Withheld",
     "Withholder",
     "check_against_directory",

@@ -50,6 +50,10 @@ def no_control_characters(text: str) -> str:
 Text = AfterValidator(no_control_characters)
 NonEmptyText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), Text]
 
+# A data-sharing agreement's or DPIA's reference (ICO data sharing code, Annex B): a document
+# reference, kept plain in the record, so restricted to what such references are made of.
+AgreementRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ./:_-]{0,79}$")]
+
 Urgency = Literal["emergency", "urgent", "routine"]
 
 Direction = Literal["outbound", "inbound"]
@@ -136,3 +140,6 @@ STAGES: tuple[str, ...] = get_args(Stage)
 Outcome = Literal["pending", "shared", "partly_shared", "not_shared", "withdrawn"]
 
 DecisionKind = Literal["approve", "decline", "comment"]
+
+RecordedDecision = Literal["approve", "decline", "comment", "withdraw"]
+"""A decision as the record keeps it: a manager's, or the practitioner's withdrawal of the request."""

@@ -12,6 +12,7 @@ from pydantic_core import PydanticCustomError
 from ._common import (
     SPECIAL_CATEGORIES,
     AgencyId,
+    AgreementRef,
     Category,
     ContactId,
     Direction,
@@ -167,6 +168,11 @@ class ShareRequest(BaseModel, frozen=True, extra="forbid"):
     lawful_basis: LawfulBasis = Field(description="UK GDPR Art. 6 lawful basis")
     special_condition: SpecialCondition | None = Field(
         default=None, description="Art. 9 / DPA 2018 Sch. 1 condition, needed for special category items"
+    )
+    agreement_ref: AgreementRef | None = Field(
+        default=None,
+        description="The data-sharing agreement or DPIA under which the request is made (its reference, "
+        "e.g. ISA-2025-07): kept in the decision record (ICO data sharing code, Annex B)",
     )
     consent: ConsentPlan
     inform_subject: InformPlan

@@ -69,6 +69,12 @@ REJECTIONS = {
                                            "request_id: an opaque reference without a date"),
     "request_id_holding_a_compact_date": ({"request_id": "case-09072014"}, "request_id: an opaque reference"),
     "request_id_in_upper_case": ({"request_id": "Case-ABC-1"}, "request_id: String should match pattern"),
+    # Art. 6(1)(ea) is not for a public authority's public tasks; the school is one.
+    "recognised_legitimate_interest_by_a_public_authority": (
+        {"lawful_basis": "recognised_legitimate_interest"},
+        "lawful_basis: a basis other than recognised_legitimate_interest: northfield-primary is a public authority"),
+    "agreement_ref_holding_a_line_break": ({"agreement_ref": f"ISA\n{CANARY_TEXT}"},
+                                           "agreement_ref: String should match pattern"),
 }
 
 

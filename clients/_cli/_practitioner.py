@@ -11,10 +11,10 @@ import typer
 from clients._client import check_stage
 from clients._files import read_request
 from clients._settings import Settings
-from schemas import STAGES, ChallengeAction, ConsentAction, OverrideAction
+from schemas import STAGES, ChallengeAction, ConsentAction, OverrideAction, WithdrawAction
 
 from . import _resources as resources
-from ._app import JsonOpt, KeyOpt, app, command, one_of, signing_key
+from ._app import JsonOpt, JudgementOpt, KeyOpt, app, command, one_of, signing_key
 from ._output import out, recorded, show, table
 
 
@@ -101,6 +101,23 @@ async def override(
     async with resources.client(Settings.from_env()) as client:
         await client.override(request_id, action, signing_key(key))
     recorded(request_id, f"override ({ground}), by {by}")
+
+
+@app.command()
+@command
+async def withdraw(
+    request_id: str,
+    by: Annotated[str, typer.Option("--by", help="You, a practitioner of the disclosing agency")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is not to be shared: kept with the record")],
+    judgement: JudgementOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Withdraw the request before its decision: a decision not to share, with reasons and the duty
+    to share's judgement (s.16LA), signed by you. Nothing is sent."""
+    action = WithdrawAction(by=by, reason=reason, judgement=judgement)
+    async with resources.client(Settings.from_env()) as client:
+        await client.withdraw(request_id, action, signing_key(key))
+    recorded(request_id, f"withdrawal, by {by}")
 
 
 @app.command()
