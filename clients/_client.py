@@ -137,7 +137,7 @@ async def open_codec(settings: Settings) -> crypto.EncryptionCodec:
 
 def create_deployment_keys(settings: Settings) -> list[Path]:
     """The deployment's own keys: store key, codec key ring, codec server token, audit checkpoint
-    key and webhook secret. Created if absent, never replaced; returns the files written. A
+    key, child index key and webhook secret. Created if absent, never replaced; returns the files written. A
     deployment with workers on several machines makes these once and shares them."""
     written = []
     if not settings.store_key_file.exists():
@@ -154,6 +154,9 @@ def create_deployment_keys(settings: Settings) -> list[Path]:
         key.save(settings.audit_key_file)
         settings.audit_public_key_file.write_text(key.public_b64 + "\n")
         written += [settings.audit_key_file, settings.audit_public_key_file]
+    if not settings.child_index_key_file.exists():  # keyed hashes of child identifiers
+        crypto.write_secret(settings.child_index_key_file, crypto.new_key())
+        written.append(settings.child_index_key_file)
     if not settings.webhook_secret_file.exists():  # HMAC of webhook bodies
         crypto.write_secret(settings.webhook_secret_file, crypto.new_key())
         written.append(settings.webhook_secret_file)

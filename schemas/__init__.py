@@ -1,6 +1,7 @@
 """Safeshare's domain language: requests, directory, policy, process and record models."""
 
 from ._common import (
+    NHS_NUMBER_EXPECTED,
     SPECIAL_CATEGORIES,
     STAGES,
     UNSAFE_TO_INFORM_GROUNDS,
@@ -17,6 +18,7 @@ from ._common import (
     SpecialCondition,
     Stage,
     Urgency,
+    nhs_number_digits,
 )
 from ._directory import Agency, Contact, Directory
 from ._intake import IntakeError, check_against_directory
@@ -78,6 +80,7 @@ from ._withhold import WITHHELD, Withheld, Withholder
 
 __all__ = [
     "MAX_CONTENT_CHARS",
+    "NHS_NUMBER_EXPECTED",
     "SEARCH_ATTRIBUTES",
     "SPECIAL_CATEGORIES",
     "STAGES",
@@ -148,6 +151,7 @@ __all__ = [
     "Withheld",
     "Withholder",
     "check_against_directory",
+    "nhs_number_digits",
     "request_id_of",
     "text_sha256",
     "visibility_query",

@@ -18,6 +18,7 @@ from ._common import (
     Direction,
     ItemId,
     LawfulBasis,
+    NhsNumber,
     NonEmptyText,
     OverrideGround,
     PurposeCategory,
@@ -71,6 +72,12 @@ class Subject(BaseModel, frozen=True, extra="forbid"):
         "on a child's safety (e.g. a parent)",
     )
     looked_after: bool = Field(default=False, description="A looked-after child: longer retention")
+    nhs_number: NhsNumber | None = Field(
+        default=None,
+        description="The child's NHS number, the consistent child identifier (Children Act 2004 s.16LC): "
+        "10 digits with a modulus 11 check digit; the recipient sees it, and the agency's requests about the "
+        "same child are found by it (`safeshare find-child`)",
+    )
 
     def check_date_of_birth(self, today: date) -> None:
         """The date of birth must fit the age group on the day of intake (never echoed in the error)."""
