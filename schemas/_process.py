@@ -178,6 +178,13 @@ class Intake(_Frozen):
         default=None, description="How the recipient takes delivery; None in snapshots taken before it was kept"
     )
 
+    def tiers(self) -> list[int]:
+        """The discloser's escalation tiers, lowest (asked first) first."""
+        return sorted({tier for _, tier in self.managers})
+
+    def managers_at(self, tier: int) -> list[ContactId]:
+        return [m for m, t in self.managers if t == tier]
+
 
 class EventInput(_Frozen):
     """One audited step: an audit entry, an optional encrypted note, and its notifications."""

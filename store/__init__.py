@@ -6,6 +6,7 @@ from ._audit import AuditReport, verify_chain
 from ._errors import ContentDestroyed, NotFound, SchemaOutOfDate, StoreError
 from ._migrate import head as schema_head
 from ._migrate import upgrade_database
+from ._pending import PendingSteps
 from ._rows import (
     AcceptedRecord,
     AuditEntry,
@@ -33,6 +34,7 @@ __all__ = [
     "InboxEntry",
     "NotFound",
     "OutboxEntry",
+    "PendingSteps",
     "SchemaOutOfDate",
     "Store",
     "StoreError",

@@ -165,12 +165,13 @@ class Store:
         """A step's notifications not yet sent, nor refused by their receiver."""
         return await self._read(self._outbox.unsent, request_id, step)
 
-    async def mark_sent(self, outbox_id: int, at: datetime) -> None:
-        await self._write(self._outbox.mark_sent, outbox_id, at)
+    async def mark_sent(self, dedupe_keys: list[str], at: datetime) -> None:
+        """Notifications (by their dedupe keys) marked sent, in one statement."""
+        await self._write(self._outbox.mark_sent, dedupe_keys, at)
 
-    async def mark_failed(self, outbox_id: int, at: datetime, failure: str) -> None:
+    async def mark_failed(self, dedupe_key: str, at: datetime, failure: str) -> None:
         """The receiver refused it (e.g. HTTP 4xx): retrying will not help, so it is not retried."""
-        await self._write(self._outbox.mark_failed, outbox_id, at, failure)
+        await self._write(self._outbox.mark_failed, dedupe_key, at, failure)
 
     # --- inbox ---------------------------------------------------------------------------------
 
@@ -202,9 +203,6 @@ class Store:
         return await self._read(self._inbox.entries, agency)
 
     # --- records -------------------------------------------------------------------------------
-
-    async def put_record(self, request_id: str, body: str, at: datetime) -> None:
-        await self._write(self._records.put, request_id, body, at)
 
     async def record(self, request_id: str) -> str | None:
         return await self._read(self._records.body, request_id)

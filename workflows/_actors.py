@@ -102,7 +102,7 @@ class ActorActions:
     async def decide(self, action: DecisionAction) -> Status:
         s = self._s
         assert s.intake is not None  # the rules accept no decision before intake
-        kind = "retrospective_review" if s.stage == "retrospective_review" else "approval"
+        kind = rules.decision_kind(s.stage)
         s.decisions.append(DecisionEntry(
             at=workflow.now(), by=action.manager, decision=action.decision, kind=kind,
             items=action.items, reason_sha256=text_sha256(action.reason), signature=action.signature,
@@ -186,8 +186,7 @@ class ActorActions:
         s = self._s
         assert s.intake is not None
         s.challenges += 1
-        first = min(t for _, t in s.intake.managers)
-        tier1 = [m for m, t in s.intake.managers if t == first]
+        tier1 = s.intake.managers_at(s.intake.tiers()[0])
         self._records.add_step("challenge_recorded", actor=action.by, note=action.text, notices=[Notice(
             to=tier1 + s.intake.dpo, kind="challenge_recorded", awaiting="consideration of the subject's challenge")])
         return await self._answer_once_stored()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Literal
 
 from temporalio import workflow
 
@@ -44,9 +45,14 @@ class Refusal(Exception):
     """An action the rules do not allow now; the message says which rule, for the actor."""
 
 
+def decision_kind(stage: Stage) -> Literal["approval", "retrospective_review"]:
+    """What a manager's decision at this stage is: a retrospective review, or the approval (or not)."""
+    return "retrospective_review" if stage == "retrospective_review" else "approval"
+
+
 def decision_made(s: ShareState, stage: Stage) -> bool:
     """Whether the stage's decision (an approval or decline; a retrospective review) is recorded."""
-    kind = "retrospective_review" if stage == "retrospective_review" else "approval"
+    kind = decision_kind(stage)
     return any(d.kind == kind and d.decision != "comment" for d in s.decisions)
 
 

@@ -118,12 +118,12 @@ class ShareRequestWorkflow(ActorActions):
     async def _consult(self, stage: Stage) -> None:
         """Ask tier 1; on silence escalate tier by tier; the last tier's silence marks overdue."""
         s, intake = self._s, self._intake
-        tiers = sorted({tier for _, tier in intake.managers})[: intake.escalation_tiers]
+        tiers = intake.tiers()[: intake.escalation_tiers]
         wait = self._policy.manager_wait
         decided = lambda: decision_made(s, stage)  # noqa: E731
         what = "a retrospective review" if stage == "retrospective_review" else "a decision"
         for n, tier in enumerate(tiers):
-            managers = [m for m, t in intake.managers if t == tier]
+            managers = intake.managers_at(tier)
             await self._begin_stage(stage, _awaiting("manager_decision", managers, wait),
                                     event="manager_asked" if n == 0 else "manager_escalated",
                                     asks=f"{what}, with `safeshare decide`", data={"tier": tier}, escalation_tier=tier)
@@ -197,10 +197,8 @@ class ShareRequestWorkflow(ActorActions):
                 return
         # Escalate, and move on: the record and retention must not wait on the recipient.
         # A late acknowledgement is still accepted and clears the flag.
-        first = min(t for _, t in intake.managers)
-        tier1 = [m for m, t in intake.managers if t == first]
         self._records.add_step("receipt_escalated", notices=[Notice(
-            to=intake.recipient_managers + tier1, kind="receipt_overdue",
+            to=intake.recipient_managers + intake.managers_at(intake.tiers()[0]), kind="receipt_overdue",
             awaiting="the recipient's acknowledgement of the sealed bundle")])
         await self._show(overdue=True)
 
