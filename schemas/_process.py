@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
@@ -87,18 +87,20 @@ class OverrideAction(Signed):
     by: ContactId = Field(description="The practitioner recording the override, who signs it")
 
 
+# Optional in the models so that a decision not to share without it reaches the rules, which
+# refuse it naming the law.
+Judgement = Annotated[NonEmptyText | None, Field(
+    description="A decision not to share: the duty to share's judgement (Children Act 2004 s.16LA), why "
+    "disclosing would be more detrimental to the child than not disclosing")]
+
+
 class DecisionAction(Signed):
     ACTION, SIGNER = "decide", "manager"
     decision: DecisionKind = Field(description="approve, decline or comment")
     manager: ContactId = Field(description="The deciding manager (directory id), who signs it")
     items: list[ItemId] | None = Field(default=None, description="Approve only these items")
     reason: NonEmptyText = Field(description="Reasons, recorded whatever the decision (golden rule 7)")
-    # Optional in the model so that a decline without it reaches the rules, which refuse it naming the law.
-    judgement: NonEmptyText | None = Field(
-        default=None,
-        description="For a decline: the duty to share's judgement (Children Act 2004 s.16LA), why disclosing "
-        "would be more detrimental to the child than not disclosing",
-    )
+    judgement: Judgement = None
 
 
 class WithdrawAction(Signed):
@@ -107,11 +109,7 @@ class WithdrawAction(Signed):
     ACTION, SIGNER = "withdraw", "by"
     by: ContactId = Field(description="The practitioner withdrawing the request, who signs it")
     reason: NonEmptyText = Field(description="Why the request is withdrawn (golden rule 7)")
-    judgement: NonEmptyText | None = Field(
-        default=None,
-        description="The duty to share's judgement (Children Act 2004 s.16LA): why disclosing would be more "
-        "detrimental to the child than not disclosing",
-    )
+    judgement: Judgement = None
 
 
 class AckAction(Signed):
