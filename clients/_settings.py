@@ -213,6 +213,12 @@ class Settings(BaseSettings):
         return self.keys_dir / "webhook.key"
 
     @property
+    def child_index_key_file(self) -> Path:
+        """The per-deployment secret the child index's keyed hashes are made with (mode 0600): with
+        it, and only with it, a child's NHS number finds its requests in the store."""
+        return self.keys_dir / "child-index.key"
+
+    @property
     def mail_dir(self) -> Path:
         return self.home / "mail"
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
 from ._common import (
     AgencyId,
+    AgreementRef,
     Category,
     ConsentStatus,
     ContactId,
@@ -28,6 +29,7 @@ from ._common import (
     Outcome,
     OverrideGround,
     PurposeCategory,
+    RecordedDecision,
     RequestId,
     SpecialCondition,
     Stage,
@@ -85,12 +87,29 @@ class OverrideAction(Signed):
     by: ContactId = Field(description="The practitioner recording the override, who signs it")
 
 
+# Optional in the models so that a decision not to share without it reaches the rules, which
+# refuse it naming the law.
+Judgement = Annotated[NonEmptyText | None, Field(
+    description="A decision not to share: the duty to share's judgement (Children Act 2004 s.16LA), why "
+    "disclosing would be more detrimental to the child than not disclosing")]
+
+
 class DecisionAction(Signed):
     ACTION, SIGNER = "decide", "manager"
     decision: DecisionKind = Field(description="approve, decline or comment")
     manager: ContactId = Field(description="The deciding manager (directory id), who signs it")
     items: list[ItemId] | None = Field(default=None, description="Approve only these items")
     reason: NonEmptyText = Field(description="Reasons, recorded whatever the decision (golden rule 7)")
+    judgement: Judgement = None
+
+
+class WithdrawAction(Signed):
+    """The practitioner decides not to share after all: a decision not to share, like a decline."""
+
+    ACTION, SIGNER = "withdraw", "by"
+    by: ContactId = Field(description="The practitioner withdrawing the request, who signs it")
+    reason: NonEmptyText = Field(description="Why the request is withdrawn (golden rule 7)")
+    judgement: Judgement = None
 
 
 class AckAction(Signed):
@@ -255,11 +274,14 @@ class PushResult(_Frozen):
 class DecisionEntry(_Frozen):
     at: datetime
     by: ContactId
-    decision: DecisionKind
+    decision: RecordedDecision
     kind: Literal["approval", "retrospective_review"] = "approval"
     items: list[ItemId] | None = None
     reason_sha256: str
     signature: str | None = Field(default=None, description="The manager's signature of the decision")
+    judgement_sha256: str | None = Field(
+        default=None, description="A decision not to share: the hash of its s.16LA judgement (kept as a note)"
+    )
 
 
 class _RequestFacts(_Frozen):
@@ -274,6 +296,9 @@ class _RequestFacts(_Frozen):
     requested_by: ContactId
     lawful_basis: LawfulBasis
     special_condition: SpecialCondition | None
+    agreement_ref: AgreementRef | None = Field(
+        default=None, description="The data-sharing agreement or DPIA the request cites"
+    )
 
 
 class DecisionRecord(_RequestFacts):

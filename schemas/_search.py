@@ -22,6 +22,7 @@ class UpdateName:
     LEGAL_HOLD: Final = "legal_hold"
     CHALLENGE: Final = "challenge"
     RECALL: Final = "recall"
+    WITHDRAW: Final = "withdraw"
 
 
 class QueryName:

@@ -116,3 +116,13 @@ class AcceptedRecord:
     request_id: str
     accepted_at: datetime
     body: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChildRequest:
+    """A request about the child sought, as the child index knows it: ids and the day, nothing more."""
+
+    request_id: str
+    accepted_at: datetime
+    disclosing_agency: str
+    recipient_agency: str

@@ -24,13 +24,14 @@ from schemas import Notification, Recalled
 from . import _migrate
 from ._audit import AuditReport
 from ._audit_log import AuditLog
+from ._children import ChildIndex
 from ._content import Content
 from ._errors import NotFound
 from ._inbox import Inbox
 from ._outbox import Outbox
 from ._records import Records
-from ._rows import AcceptedRecord, AuditEntry, AuditStep, Delivery, InboxEntry, OutboxEntry
-from ._tables import audit, inbox, outbox, records, request_keys
+from ._rows import AcceptedRecord, AuditEntry, AuditStep, ChildRequest, Delivery, InboxEntry, OutboxEntry
+from ._tables import audit, child_index, inbox, outbox, records, request_keys
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -84,6 +85,16 @@ class Store:
     async def put_request(self, request_id: str, plaintext: bytes, now: datetime) -> bool:
         """Store a request's content under a new data key. False if it was already stored."""
         return await self._write(self._content.create, request_id, plaintext, now)
+
+    async def index_child(
+        self, request_id: str, child_key: str, *, disclosing: str, recipient: str, at: datetime
+    ) -> None:
+        """Record the keyed hash of the request's child identifier (`crypto.child_index_key`), once."""
+        await self._write(ChildIndex.add, request_id, child_key, disclosing, recipient, at)
+
+    async def requests_about(self, child_key: str, agency: str) -> list[ChildRequest]:
+        """The requests about one child (by its identifier's keyed hash) that the agency sent or received."""
+        return await self._read(ChildIndex.find, child_key, agency)
 
     async def get_request(self, request_id: str) -> bytes:
         return await self._read(self._content.read, request_id)
@@ -235,10 +246,11 @@ class Store:
         async with self._writer.begin() as conn:
             await self._content.shred(conn, request_id, at)
             await self._inbox.shred(conn, request_id, at)
+            await ChildIndex.shred(conn, request_id)
 
     async def has_request(self, request_id: str) -> bool:
         async with self._engine.connect() as conn:
-            for table in (request_keys, records, inbox, outbox, audit):
+            for table in (request_keys, records, inbox, outbox, audit, child_index):
                 if await conn.scalar(sa.select(table.c.request_id).where(table.c.request_id == request_id).limit(1)):
                     return True
         return False

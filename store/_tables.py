@@ -112,3 +112,12 @@ audit_checkpoints = sa.Table(
     _sha256("hash"), _at("at", nullable=False),
     sa.Column("signature", sa.String(128), nullable=False),
 )
+
+# A request's consistent child identifier (the NHS number) as a keyed hash under the deployment's
+# child index key: an agency finds its requests about one child without the store holding it.
+child_index = sa.Table(
+    "child_index", metadata,
+    _id(primary_key=True), _sha256("child_key"), _id("disclosing_agency"), _id("recipient_agency"),
+    _at("accepted_at", nullable=False),
+    sa.Index("ix_child_index_child_key", "child_key"),
+)

@@ -82,7 +82,8 @@ async def silence_escalates(stack: Stack) -> str:
     for _ in range(3):
         await stack.env.sleep(TWO_DAYS)
     await stack.until(rid, lambda s: s.overdue)
-    await stack.client.decide(rid, DecisionAction(decision="decline", manager="np-head", reason="late"))
+    await stack.client.decide(rid, DecisionAction(decision="decline", manager="np-head", reason="late",
+                                                      judgement="Disclosing now would do more harm than good."))
     await stack.until(rid, in_stage("retention"))
     return rid
 

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         ShareState,
         Status,
         UpdateName,
+        WithdrawAction,
         text_sha256,
     )
 
@@ -110,7 +111,8 @@ class ActorActions:
         kind = rules.decision_kind(s.stage)
         s.decisions.append(DecisionEntry(
             at=workflow.now(), by=action.manager, decision=action.decision, kind=kind,
-            items=action.items, reason_sha256=text_sha256(action.reason), signature=action.signature))
+            items=action.items, reason_sha256=text_sha256(action.reason), signature=action.signature,
+            judgement_sha256=text_sha256(action.judgement) if action.judgement else None))
         notices = []
         if action.decision == "approve" and kind == "approval":
             s.approved_items = action.items or [i.id for i in s.intake.items]
@@ -125,11 +127,37 @@ class ActorActions:
         self._records.add_step(f"manager_{action.decision}", actor=action.manager,
                                data={"stage": kind, "items": len(action.items or [])},
                                note=action.reason, notices=notices)
+        self._add_judgement(action.manager, action.judgement)
         return await self._answer_once_stored()
 
     @decide.validator
     def _validate_decision(self, action: DecisionAction) -> None:
         _allowed(rules.check_decision, self._s, action, workflow.now())
+
+    @workflow.update(name=UpdateName.WITHDRAW)
+    async def withdraw(self, action: WithdrawAction) -> Status:
+        """A decision not to share, the practitioner's: the run's wait ends, nothing is sent."""
+        s = self._s
+        assert s.intake is not None and action.judgement is not None  # the rules refuse otherwise
+        s.decisions.append(DecisionEntry(
+            at=workflow.now(), by=action.by, decision="withdraw", reason_sha256=text_sha256(action.reason),
+            signature=action.signature, judgement_sha256=text_sha256(action.judgement)))
+        s.declined, s.outcome = True, "withdrawn"
+        # Whoever is awaited (the practitioner for consent, or the managers) is told it is over.
+        awaited = [m for m, _ in s.intake.managers] if s.stage == "manager_review" else [s.requested_by]
+        self._records.add_step("request_withdrawn", actor=action.by, note=action.reason,
+                               notices=[Notice(to=sorted({*awaited, s.requested_by}), kind="request_withdrawn")])
+        self._add_judgement(action.by, action.judgement)
+        return await self._answer_once_stored()
+
+    @withdraw.validator
+    def _validate_withdrawal(self, action: WithdrawAction) -> None:
+        _allowed(rules.check_withdrawal, self._s, action, workflow.now())
+
+    def _add_judgement(self, by: str, judgement: str | None) -> None:
+        """The s.16LA judgement of a decision not to share: its own step, so its note is its text."""
+        if judgement is not None:  # only decisions not to share carry one (the rules see to it)
+            self._records.add_step("duty_to_share_judgement", actor=by, note=judgement)
 
     @workflow.update(name=UpdateName.ACKNOWLEDGE)
     async def acknowledge(self, action: AckAction) -> Status:

@@ -60,7 +60,7 @@ class ShareRequestWorkflow(ActorActions):
                 request_id=r.request_id, direction=r.direction, urgency=r.urgency,
                 purpose=r.purpose.category, disclosing_agency=r.disclosing_agency,
                 recipient_agency=r.recipient_agency, requested_by=r.requested_by,
-                lawful_basis=r.lawful_basis, special_condition=r.special_condition,
+                lawful_basis=r.lawful_basis, special_condition=r.special_condition, agreement_ref=r.agreement_ref,
                 inform_subject=r.inform_subject.inform, request_sha256=r.digest(),
             )
         self._records = StageRecords(self._s, self._decision_record)
@@ -71,7 +71,9 @@ class ShareRequestWorkflow(ActorActions):
         if inp.request is not None:
             await self._accept(inp.request)
             await self._seek_consent(inp.request)
-            if self._policy.share_now_review_later and s.urgency == "emergency":
+            if s.declined:
+                pass  # withdrawn by the practitioner while consent was awaited: no manager is asked
+            elif self._policy.share_now_review_later and s.urgency == "emergency":
                 # ICO emergency step: share now, and the manager's review must still happen.
                 await self._transmit()
                 await self._consult("retrospective_review")
@@ -108,7 +110,7 @@ class ShareRequestWorkflow(ActorActions):
         wait = self._policy.consent_wait
         await self._begin_stage("consent", _awaiting("consent", [s.requested_by], wait), event="consent_requested",
                                 asks="the family's consent, recorded with `safeshare consent`")
-        answered = lambda: s.consent != "awaited" or s.override_ground is not None  # noqa: E731
+        answered = lambda: s.consent != "awaited" or s.override_ground is not None or s.declined  # noqa: E731
         if not await self._records.store_then_wait(answered, wait):
             s.consent = "timed_out"
             self._records.add_step("consent_timed_out")
@@ -302,8 +304,8 @@ class ShareRequestWorkflow(ActorActions):
             request_id=s.request_id, outcome=s.outcome, direction=s.direction, urgency=s.urgency,
             purpose=s.purpose, disclosing_agency=s.disclosing_agency, recipient_agency=s.recipient_agency,
             requested_by=s.requested_by, lawful_basis=s.lawful_basis, special_condition=s.special_condition,
-            consent_status=s.consent, override_ground=s.override_ground, override_by=s.override_by,
-            override_signature=s.override_signature, ack_signature=s.ack_signature,
+            agreement_ref=s.agreement_ref, consent_status=s.consent, override_ground=s.override_ground,
+            override_by=s.override_by, override_signature=s.override_signature, ack_signature=s.ack_signature,
             decisions=s.decisions, categories_shared=sorted({i.category for i in shared}),
             items_shared=shared, withheld_identities=s.receipt.withheld_identities if s.receipt else 0,
             bundle_sha256=s.receipt.bundle_sha256 if s.receipt else None,

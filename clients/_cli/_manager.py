@@ -11,7 +11,7 @@ from clients._settings import Settings
 from schemas import DecisionAction, HoldAction, RecallAction
 
 from . import _resources as resources
-from ._app import KeyOpt, app, command, one_of, signing_key
+from ._app import JudgementOpt, KeyOpt, app, command, one_of, signing_key
 from ._output import out, recorded
 
 
@@ -25,13 +25,15 @@ async def decide(
     decline: Annotated[bool, typer.Option("--decline")] = False,
     comment: Annotated[bool, typer.Option("--comment")] = False,
     items: Annotated[str | None, typer.Option("--items", help="Comma-separated item ids")] = None,
+    judgement: JudgementOpt = None,
     key: KeyOpt = None,
 ) -> None:
-    """Approve (optionally only some items), decline, or comment, with reasons, signed with --key."""
+    """Approve (optionally only some items), decline, or comment, with reasons, signed with --key.
+    A decline records the duty to share's judgement (s.16LA) with --judgement."""
     decision = one_of(approve=approve, decline=decline, comment=comment)
     action = DecisionAction(
         decision=decision,  # type: ignore[arg-type]
-        manager=manager, reason=reason,
+        manager=manager, reason=reason, judgement=judgement,
         items=[i.strip() for i in items.split(",") if i.strip()] if items else None,
     )
     async with resources.client(Settings.from_env()) as client:
