@@ -22,7 +22,7 @@ EXPORT_FIELDS = (
     "special_condition", "agreement_ref", "consent_status", "override_ground", "override_by", "requested_by",
     "disclosing_agency", "recipient_agency", "categories_shared", "items_shared", "withheld_identities",
     "decided_by", "decided_at", "outcome", "reasons", "duty_to_share_judgement", "shared_at", "bundle_sha256",
-    "acknowledged_at", "subject_informed", "retention_until", "deleted_at",
+    "acknowledged_at", "recalled_at", "recalled_by", "subject_informed", "retention_until", "deleted_at",
 )
 # What the ICO data sharing code's Annex B says a record of a decision holds, and the column of
 # the export that holds each.
@@ -142,6 +142,8 @@ def export_row(record: DecisionRecord, accepted_at: datetime, texts: RecordTexts
         "shared_at": _iso(record.shared_at),
         "bundle_sha256": record.bundle_sha256,
         "acknowledged_at": _iso(record.acknowledged_at),
+        "recalled_at": _iso(record.recalled_at),
+        "recalled_by": record.recalled_by,
         "subject_informed": record.subject_informed,
         "retention_until": _iso(record.retention_until),
         "deleted_at": _iso(record.deleted_at),

@@ -9,7 +9,8 @@ import pytest
 
 import crypto
 from clients import Refused, read_delivery, sign
-from schemas import RecallAction
+from clients._records import export_row
+from schemas import DecisionRecord, RecallAction
 
 from .conftest import Stack
 
@@ -69,6 +70,8 @@ async def test_a_bundle_recalled_before_download_leaves_the_inbox_and_is_recorde
     record = json.loads(await stack.store.record(rid))
     assert record["recalled_by"] == "np-dsl" and record["recalled_after_download"] is False
     assert record["recall_signature"] and record["recalled_at"]
+    row = export_row(DecisionRecord.model_validate(record), status.recalled_at)
+    assert row["recalled_by"] == "np-dsl" and row["recalled_at"] == status.recalled_at.isoformat()
 
 
 async def test_a_bundle_recalled_after_download_asks_the_recipient_to_destroy_it(stack: Stack) -> None:
