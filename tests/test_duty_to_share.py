@@ -14,8 +14,8 @@ from schemas import DecisionAction, IntakeError, WithdrawAction
 from workers import CONSENT_GIVEN, in_stage
 
 from .conftest import Stack
-from .test_lifecycle import notified
 from .test_intake import run_cli
+from .test_lifecycle import notified
 from .test_records_export import cli
 
 JUDGEMENT_NEEDED = ("judgement: a decision not to share records the duty to share's judgement (Children Act 2004 "
