@@ -44,7 +44,7 @@ def worker_activities(
     disposal = DisposalActivities(store, history_keys)
     return [
         intake.accept_request, record.record_steps, notify.send_notifications, delivery.seal_and_deliver,
-        delivery.push_bundle, disposal.dispose, disposal.shred_history_key,
+        delivery.push_bundle, delivery.recall_bundle, disposal.dispose, disposal.shred_history_key,
     ]
 
 

@@ -42,6 +42,7 @@ from schemas import (
     HoldAction,
     OverrideAction,
     QueryName,
+    RecallAction,
     SearchKey,
     ShareInput,
     ShareRequest,
@@ -303,6 +304,9 @@ class SafeshareClient:
 
     async def acknowledge(self, request_id: str, action: AckAction, key: crypto.SigningKey | None = None) -> Status:
         return await self._update(request_id, UpdateName.ACKNOWLEDGE, _signed(action, request_id, key))
+
+    async def recall(self, request_id: str, action: RecallAction, key: crypto.SigningKey | None = None) -> Status:
+        return await self._update(request_id, UpdateName.RECALL, _signed(action, request_id, key))
 
     async def hold(self, request_id: str, action: HoldAction) -> Status:
         return await self._update(request_id, UpdateName.LEGAL_HOLD, action)

@@ -117,6 +117,14 @@ class AckAction(Signed):
     agency: AgencyId = Field(description="The recipient agency acknowledging receipt, which signs it")
 
 
+class RecallAction(Signed):
+    """The discloser's manager takes back a bundle already shared (e.g. sent in error)."""
+
+    ACTION, SIGNER = "recall", "manager"
+    manager: ContactId = Field(description="A manager of the disclosing agency, who signs it")
+    reason: NonEmptyText = Field(description="Why the bundle is recalled (recorded, shown to the recipient by id only)")
+
+
 class HoldAction(_Frozen):
     hold: bool = Field(description="True to place a legal hold, False to release it")
     reason: NonEmptyText = Field(description="Why (e.g. litigation, an inquiry)")
@@ -247,6 +255,14 @@ class PushInput(_Frozen):
     recipient_agency: AgencyId
 
 
+class Recalled(_Frozen):
+    """What a recall found: the bundle is out of the inbox either way; `downloaded` says whether the
+    recipient had taken a copy, which it must now destroy."""
+
+    downloaded: bool
+    recalled_at: datetime
+
+
 class PushResult(_Frozen):
     pushed: bool = Field(description="False when the recipient pulls from the store inbox")
     pushed_at: datetime | None = Field(default=None, description="When the receiver accepted it")
@@ -305,6 +321,11 @@ class DecisionRecord(_RequestFacts):
     retention_until: datetime
     deleted_at: datetime | None
     updated_at: datetime
+    recalled_at: datetime | None = Field(default=None, description="When the discloser recalled the bundle")
+    recalled_by: ContactId | None = None
+    recall_signature: str | None = Field(default=None, description="The recalling manager's signature")
+    recalled_after_download: bool | None = Field(
+        default=None, description="Whether the recipient had downloaded the bundle (and was told to destroy it)")
 
 
 class StepsInput(_Frozen):
@@ -324,6 +345,13 @@ class Awaiting(_Frozen):
     what: str = Field(description="The action awaited, e.g. manager_decision")
     from_whom: list[str] = Field(description="Directory ids of who can act")
     deadline: datetime | None = Field(description="When silence escalates; None: no deadline")
+
+
+class RecallEntry(_Frozen):
+    by: ContactId
+    signature: str | None
+    downloaded: bool
+    at: datetime
 
 
 class ShareState(_RequestFacts, frozen=False):
@@ -353,6 +381,7 @@ class ShareState(_RequestFacts, frozen=False):
     held: bool = False
     challenges: int = 0
     deleted_at: datetime | None = None
+    recall: RecallEntry | None = None
     steps: int = Field(default=0, description="Counter behind each audited step's idempotency key")
 
 
@@ -380,6 +409,7 @@ class Status(_Frozen):
     held: bool
     retention_until: datetime | None
     deleted_at: datetime | None
+    recalled_at: datetime | None = Field(default=None, description="When the discloser recalled the shared bundle")
     items_withholding_identity: list[ItemId] = Field(
         default_factory=list, description="Items in which a protected third party's name is withheld"
     )

@@ -8,6 +8,7 @@ they are given. Where several must change together (a stage's steps, a deletion)
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -18,13 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import crypto
 import database
-from schemas import Notification
+from schemas import Notification, Recalled
 
 from . import _migrate
 from ._audit import AuditReport
 from ._audit_log import AuditLog
 from ._children import ChildIndex
 from ._content import Content
+from ._errors import NotFound
 from ._inbox import Inbox
 from ._outbox import Outbox
 from ._records import Records
@@ -195,6 +197,32 @@ class Store:
 
     async def delivery(self, request_id: str) -> Delivery | None:
         return await self._read(self._inbox.delivery, request_id)
+
+    async def download(self, request_id: str, recipient: str, by: str, at: datetime) -> Delivery | None:
+        """The recipient's bundle, its download audited (who, when) in the same transaction; None if
+        the request delivered nothing to `recipient`. A bundle destroyed or recalled comes back
+        without its bytes, and nothing is audited: nothing was downloaded."""
+        async with self._writer.begin() as conn:
+            head = await self._audit.lock_head(conn)  # first, as every appender locks it
+            row = await self._inbox.delivery(conn, request_id)
+            if row is None or row.recipient != recipient or row.bundle is None:
+                return None if row is None or row.recipient != recipient else row
+            await self._inbox.mark(conn, request_id, "downloaded_at", at)
+            step = AuditStep(step=f"downloaded-{uuid.uuid4().hex}", event="bundle_downloaded", actor=by, at=at,
+                             data={"recipient": recipient}, note=None, notices=[])
+            await self._audit.append(conn, head, request_id, [step], at)
+        return row
+
+    async def recall(self, request_id: str, at: datetime) -> Recalled:
+        """Take the bundle out of the recipient's inbox; whether they had downloaded it first, read
+        in the same transaction as downloads mark it, so the answer cannot race one."""
+        async with self._writer.begin() as conn:
+            await self._audit.lock_head(conn)  # serialises with `download`, which holds it too
+            row = await self._inbox.delivery(conn, request_id)
+            if row is None:
+                raise NotFound(f"request {request_id}: nothing was delivered")
+            await self._inbox.recall(conn, request_id, at)
+        return Recalled(downloaded=row.downloaded_at is not None, recalled_at=row.recalled_at or at)
 
     async def mark_pushed(self, request_id: str, at: datetime) -> None:
         await self._write(self._inbox.mark, request_id, "pushed_at", at)

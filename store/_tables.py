@@ -63,6 +63,7 @@ inbox = sa.Table(
     _blob("bundle", nullable=True), _sha256("bundle_sha256"),
     sa.Column("withheld_identities", sa.Integer, nullable=False),
     _at("delivered_at", nullable=False), _at("acknowledged_at"), _at("destroyed_at"), _at("pushed_at"),
+    _at("downloaded_at"), _at("recalled_at"),
 )
 
 outbox = sa.Table(

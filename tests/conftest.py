@@ -46,6 +46,8 @@ from workers import (
     running_worker,
 )
 
+from .browser import browser, page  # noqa: F401 - the page tests' fixtures
+
 BIN = Path(sys.executable).parent
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

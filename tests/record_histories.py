@@ -26,7 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import crypto
 from clients import Settings, history_runs, open_codec
-from schemas import DecisionAction, HoldAction, workflow_id
+from schemas import DecisionAction, HoldAction, RecallAction, workflow_id
 from store import Store
 from workers import ACKNOWLEDGE, REVIEW, ROUTINE, SCRIPTS, ensure_demo_home, in_stage, load_home, running_worker
 
@@ -95,6 +95,14 @@ async def receipt_reminded(stack: Stack) -> str:
     return req.request_id
 
 
+async def recalled(stack: Stack) -> str:
+    req = await stack.routine("receipt")
+    action = RecallAction(manager="np-dsl", reason="sent in error")
+    await stack.client.recall(req.request_id, action, stack.client.own_key("np-dsl"))
+    await stack.until(req.request_id, in_stage("retention"))
+    return req.request_id
+
+
 async def deleted(stack: Stack) -> str:
     rid = await stack.declined()
     await stack.run_to_end(rid)
@@ -108,6 +116,7 @@ PATHS: dict[str, Callable[[Stack], Awaitable[str]]] = {
     "emergency-review": emergency_review,
     "silence-escalates": silence_escalates,
     "receipt-reminded": receipt_reminded,
+    "recalled": recalled,
     "deleted": deleted,
 }
 

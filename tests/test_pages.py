@@ -10,7 +10,7 @@ from playwright.async_api import Page
 import crypto
 from workers._codec_server import COOKIE, start_codec_server
 
-from .browser import accessibility_faults, browser, describe, page, screenshot  # noqa: F401 - fixtures
+from .browser import accessibility_faults, describe, screenshot
 
 ORIGIN = "http://127.0.0.1:8233"
 

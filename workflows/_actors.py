@@ -10,9 +10,11 @@ from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError
 
 from . import _rules as rules
+from ._options import STEP
 from ._steps import StageRecords
 
 with workflow.unsafe.imports_passed_through():
+    from activities import DeliveryActivities
     from schemas import (
         AckAction,
         ChallengeAction,
@@ -23,6 +25,9 @@ with workflow.unsafe.imports_passed_through():
         Notice,
         OverrideAction,
         QueryName,
+        RecallAction,
+        RecallEntry,
+        RequestAt,
         SearchKey,
         ShareState,
         Status,
@@ -67,6 +72,7 @@ class ActorActions:
             escalation_tier=s.escalation_tier, overdue=s.overdue, awaiting=s.awaiting,
             approved_items=s.approved_items, acknowledged_at=s.acknowledged_at, held=s.held,
             retention_until=s.intake.retention_until if s.intake else None, deleted_at=s.deleted_at,
+            recalled_at=s.recall.at if s.recall else None,
             items_withholding_identity=[i.id for i in items if i.withholds_identity],
             items_needing_manual_redaction=[i.id for i in items if i.needs_manual_redaction],
         )
@@ -180,6 +186,29 @@ class ActorActions:
     @legal_hold.validator
     def _validate_hold(self, action: HoldAction) -> None:
         _allowed(rules.check_hold, self._s, action)
+
+    @workflow.update(name=UpdateName.RECALL)
+    async def recall(self, action: RecallAction) -> Status:
+        """The discloser's manager takes a shared bundle back: out of the recipient's inbox, and a
+        recipient who had downloaded it is told to destroy every copy. Recorded either way."""
+        s = self._s
+        assert s.intake is not None
+        # Claimed before the activity runs, so a second recall meanwhile is refused by the rules.
+        s.recall = RecallEntry(by=action.manager, signature=action.signature, downloaded=False, at=workflow.now())
+        recalled = await workflow.execute_activity_method(
+            DeliveryActivities.recall_bundle, RequestAt(request_id=s.request_id, at=workflow.now()), **STEP)
+        s.recall = s.recall.model_copy(update={"downloaded": recalled.downloaded, "at": recalled.recalled_at})
+        asks = ("destroy every copy of the recalled bundle, and tell the discloser you have" if recalled.downloaded
+                else "nothing: the bundle was taken out of your inbox before it was downloaded")
+        self._records.add_step("bundle_recalled", actor=action.manager, data={"downloaded": recalled.downloaded},
+                               note=action.reason, notices=[Notice(
+                                   to=s.intake.recipient_contacts, kind="bundle_recalled", awaiting=asks)])
+        self._records.add_decision_record()
+        return await self._answer_once_stored()
+
+    @recall.validator
+    def _validate_recall(self, action: RecallAction) -> None:
+        _allowed(rules.check_recall, self._s, action, workflow.now())
 
     @workflow.update(name=UpdateName.CHALLENGE)
     async def challenge(self, action: ChallengeAction) -> Status:

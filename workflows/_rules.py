@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         DecisionAction,
         HoldAction,
         OverrideAction,
+        RecallAction,
         ShareState,
         Signed,
         Stage,
@@ -144,6 +145,19 @@ def check_acknowledgement(s: ShareState, action: AckAction, now: datetime) -> No
         raise Refusal(f"request {s.request_id}: no bundle awaits acknowledgement")
     if s.acknowledged_at is not None:
         raise Refusal(f"request {s.request_id}: already acknowledged")
+
+
+def check_recall(s: ShareState, action: RecallAction, now: datetime) -> None:
+    """Only the discloser's chain takes back what it shared, signed, once."""
+    managers = [m for m, _ in s.intake.managers] if s.intake else []
+    if action.manager not in managers:
+        raise Refusal(f"manager {action.manager} is not in the escalation chain of {s.disclosing_agency}")
+    _check_not_deleted(s)
+    _check_signature(s, action, "recall", [s.recall.signature if s.recall else None], now)
+    if s.receipt is None:
+        raise Refusal(f"request {s.request_id}: nothing has been shared, so nothing can be recalled")
+    if s.recall is not None:
+        raise Refusal(f"request {s.request_id}: the bundle is already recalled")
 
 
 def check_hold(s: ShareState, action: HoldAction) -> None:

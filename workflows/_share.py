@@ -184,7 +184,8 @@ class ShareRequestWorkflow(ActorActions):
     async def _await_receipt(self) -> None:
         s, intake = self._s, self._intake
         wait = self._policy.receipt_wait
-        acked = lambda: s.acknowledged_at is not None  # noqa: E731
+        # A recalled bundle is not awaited any more: nothing to acknowledge, nobody to remind.
+        acked = lambda: s.acknowledged_at is not None or s.recall is not None  # noqa: E731
         if acked():
             return
         await self._begin_stage("receipt", _awaiting("acknowledgement", intake.recipient_contacts, wait))
@@ -311,6 +312,9 @@ class ShareRequestWorkflow(ActorActions):
             shared_at=s.receipt.delivered_at if s.receipt else None, acknowledged_at=s.acknowledged_at,
             subject_informed=s.subject_informed, retention_until=intake.retention_until,
             deleted_at=s.deleted_at, updated_at=workflow.now(),
+            recalled_at=s.recall.at if s.recall else None, recalled_by=s.recall.by if s.recall else None,
+            recall_signature=s.recall.signature if s.recall else None,
+            recalled_after_download=s.recall.downloaded if s.recall else None,
         )
 
 

@@ -1,5 +1,5 @@
-"""The discloser's chain: a manager's decision, and a legal hold placed or released by its DPO or
-a manager."""
+"""The discloser's chain: a manager's decision or recall, and a legal hold placed or released by its
+DPO or a manager."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from clients._settings import Settings
-from schemas import DecisionAction, HoldAction
+from schemas import DecisionAction, HoldAction, RecallAction
 
 from . import _resources as resources
 from ._app import JudgementOpt, KeyOpt, app, command, one_of, signing_key
@@ -40,6 +40,21 @@ async def decide(
         await client.decide(request_id, action, signing_key(key))
     scope = f" of items {', '.join(action.items)}" if action.items else ""
     recorded(request_id, f"decision ({decision}{scope}), by {manager}")
+
+
+@app.command()
+@command
+async def recall(
+    request_id: str,
+    manager: Annotated[str, typer.Option("--manager", help="You, a manager of the disclosing agency")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the bundle is taken back: recorded")],
+    key: KeyOpt = None,
+) -> None:
+    """Take back a shared bundle, signed with --key: out of the recipient's inbox; a recipient who
+    had downloaded it is told to destroy every copy. Recorded either way."""
+    async with resources.client(Settings.from_env()) as client:
+        await client.recall(request_id, RecallAction(manager=manager, reason=reason), signing_key(key))
+    recorded(request_id, f"recall of the shared bundle, by {manager}")
 
 
 HoldByOpt = Annotated[str, typer.Option("--by", help="The discloser's DPO or manager placing or releasing it")]
