@@ -14,6 +14,7 @@ from schemas import DecisionAction, IntakeError, WithdrawAction
 from workers import CONSENT_GIVEN, in_stage
 
 from .conftest import Stack
+from .test_intake import run_cli
 from .test_lifecycle import notified
 from .test_records_export import cli
 
@@ -134,3 +135,21 @@ async def test_the_export_holds_every_annex_b_field_with_the_agreement_cited(sta
     [row] = [r for r in json.loads(out) if r["request_id"] == req.request_id]
     assert row["why_necessary"] == "(destroyed)" and row["reasons"] == ["(destroyed)"]
     assert row["agreement_ref"] == "ISA-NORTHFIELD-CS-2025" and row["deleted_at"] is not None
+
+
+async def test_the_cli_withdraws_signed_with_the_practitioners_key_and_names_a_missing_judgement(
+    stack: Stack,
+) -> None:
+    """`safeshare withdraw` as a practitioner types it: refused without --judgement (exit 2, the
+    message naming it), recorded with it."""
+    req = await stack.request("routine-consent")
+    rid = req.request_id
+    await stack.client.submit(req)
+    await stack.until(rid, in_stage("consent"))
+    key = str(stack.settings.contact_key_file("np-teacher"))
+    base = ["withdraw", rid, "--by", "np-teacher", "--reason", "Resolved in school.", "--key", key]
+    code, output = await run_cli(stack, *base)
+    assert code == 2 and JUDGEMENT_NEEDED in output
+    code, output = await run_cli(stack, *base, "--judgement", JUDGEMENT)
+    assert code == 0, output
+    assert (await stack.until(rid, in_stage("retention"))).outcome == "withdrawn"
