@@ -68,7 +68,10 @@ class IntakeActivities:
             recipient_contacts=[c.id for c in recipient.with_role("inbox") or recipient.contacts],
             recipient_managers=[c.id for c in recipient.managers()],
             dpo=[c.id for c in discloser.with_role("dpo")],
-            stage_policy=self.policy.stages[request.urgency],
+            stage_policy=(stage := self.policy.stages[request.urgency]),
+            # Bank holidays resolved here, as dates: the workflow never consults the package.
+            calendar=self.policy.working_hours.calendar(activity.info().scheduled_time.date())
+            if stage.working_hours else None,
             escalation_tiers=self.policy.escalation_tiers,
             receipt_reminders=self.policy.receipt_reminders,
             retention_until=self.policy.retention_until(

@@ -1,5 +1,6 @@
 """Safeshare's domain language: requests, directory, policy, process and record models."""
 
+from ._calendar import WorkingCalendar, WorkingHours, add_working_hours
 from ._common import (
     NHS_NUMBER_EXPECTED,
     SPECIAL_CATEGORIES,
@@ -92,6 +93,9 @@ __all__ = [
     "WITHHELD",
     "WORKFLOW_ID_PREFIX",
     "WORKFLOW_TYPE",
+    "WorkingCalendar",
+    "WorkingHours",
+    "add_working_hours",
     "AckAction",
     "Agency",
     "AgencyId",

@@ -8,6 +8,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from ._calendar import WorkingHours
 from ._common import Urgency
 
 
@@ -18,6 +19,10 @@ class StagePolicy(BaseModel, frozen=True, extra="forbid"):
     share_now_review_later: bool = Field(
         default=False,
         description="Share before any manager decision; a manager's retrospective review is still awaited",
+    )
+    working_hours: bool = Field(
+        default=False,
+        description="The waits count working time on the policy's calendar (working_hours), not calendar time",
     )
 
 
@@ -51,6 +56,9 @@ class Policy(BaseModel, frozen=True, extra="forbid"):
         description="Retention per record class",
     )
     record_class: str = Field(default="child_safeguarding", description="Record class for share requests")
+    working_hours: WorkingHours = Field(
+        default_factory=WorkingHours, description="The partnership's working hours, for waits counted in them"
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> Self:

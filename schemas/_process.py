@@ -35,6 +35,7 @@ from ._common import (
     Stage,
     Urgency,
 )
+from ._calendar import WorkingCalendar
 from ._notices import Notice
 from ._policy import StagePolicy
 from ._request import ShareRequest
@@ -182,6 +183,9 @@ class Intake(_Frozen):
     )
     recipient_delivery: Literal["inbox", "webhook"] | None = Field(
         default=None, description="How the recipient takes delivery; None in snapshots taken before it was kept"
+    )
+    calendar: WorkingCalendar | None = Field(
+        default=None, description="Working time the stage policy's waits count in, days off resolved; None: calendar time"
     )
 
     def tiers(self) -> list[int]:

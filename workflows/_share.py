@@ -11,7 +11,7 @@ in yearly continue-as-new runs that hold no personal data at all.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from temporalio import workflow
@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         StagePolicy,
         Status,
+        add_working_hours,
     )
 
 # The parked workflow continues as new at least yearly: histories stay short, and a request
@@ -107,11 +108,11 @@ class ShareRequestWorkflow(ActorActions):
                                    note=plan.reason)
             return
         s.consent = "awaited"
-        wait = self._policy.consent_wait
-        await self._begin_stage("consent", _awaiting("consent", [s.requested_by], wait), event="consent_requested",
+        due = self._due(self._policy.consent_wait)
+        await self._begin_stage("consent", _awaiting("consent", [s.requested_by], due), event="consent_requested",
                                 asks="the family's consent, recorded with `safeshare consent`")
         answered = lambda: s.consent != "awaited" or s.override_ground is not None or s.declined  # noqa: E731
-        if not await self._records.store_then_wait(answered, wait):
+        if not await self._records.store_then_wait(answered, _left(due)):
             s.consent = "timed_out"
             self._records.add_step("consent_timed_out")
 
@@ -119,15 +120,14 @@ class ShareRequestWorkflow(ActorActions):
         """Ask tier 1; on silence escalate tier by tier; the last tier's silence marks overdue."""
         s, intake = self._s, self._intake
         tiers = intake.tiers()[: intake.escalation_tiers]
-        wait = self._policy.manager_wait
         decided = lambda: decision_made(s, stage)  # noqa: E731
         what = "a retrospective review" if stage == "retrospective_review" else "a decision"
         for n, tier in enumerate(tiers):
-            managers = intake.managers_at(tier)
-            await self._begin_stage(stage, _awaiting("manager_decision", managers, wait),
+            managers, due = intake.managers_at(tier), self._due(self._policy.manager_wait)
+            await self._begin_stage(stage, _awaiting("manager_decision", managers, due),
                                     event="manager_asked" if n == 0 else "manager_escalated",
                                     asks=f"{what}, with `safeshare decide`", data={"tier": tier}, escalation_tier=tier)
-            if await self._records.store_then_wait(decided, wait):
+            if await self._records.store_then_wait(decided, _left(due)):
                 return
         # Silence never approves: the request waits, flagged for operators and every manager.
         everyone = [m for m, _ in intake.managers] + intake.dpo
@@ -163,7 +163,7 @@ class ShareRequestWorkflow(ActorActions):
                   "bundle_sha256": s.receipt.bundle_sha256, "channel": channel},
             notices=[Notice(to=intake.recipient_contacts, kind="bundle_delivered",
                             awaiting="open and acknowledge the sealed bundle",
-                            deadline=workflow.now() + self._policy.receipt_wait)],
+                            deadline=self._due(self._policy.receipt_wait))],
         )
         self._records.add_decision_record()
 
@@ -183,18 +183,19 @@ class ShareRequestWorkflow(ActorActions):
 
     async def _await_receipt(self) -> None:
         s, intake = self._s, self._intake
-        wait = self._policy.receipt_wait
         # A recalled bundle is not awaited any more: nothing to acknowledge, nobody to remind.
         acked = lambda: s.acknowledged_at is not None or s.recall is not None  # noqa: E731
         if acked():
             return
-        await self._begin_stage("receipt", _awaiting("acknowledgement", intake.recipient_contacts, wait))
+        due = self._due(self._policy.receipt_wait)
+        await self._begin_stage("receipt", _awaiting("acknowledgement", intake.recipient_contacts, due))
         for n in range(intake.receipt_reminders + 1):
             if n:
+                due = self._due(self._policy.receipt_wait)
                 self._records.add_step("receipt_reminder", notices=[Notice(
                     to=intake.recipient_contacts, kind="receipt_reminder", awaiting="acknowledge the sealed bundle")])
-                await self._show(awaiting=_awaiting("acknowledgement", intake.recipient_contacts, wait))
-            if await self._records.store_then_wait(acked, wait):
+                await self._show(awaiting=_awaiting("acknowledgement", intake.recipient_contacts, due))
+            if await self._records.store_then_wait(acked, _left(due)):
                 return
         # Escalate, and move on: the record and retention must not wait on the recipient.
         # A late acknowledgement is still accepted and clears the flag.
@@ -288,6 +289,13 @@ class ShareRequestWorkflow(ActorActions):
     def _policy(self) -> StagePolicy:
         return self._intake.stage_policy
 
+    def _due(self, wait: timedelta) -> datetime:
+        """When a wait starting now ends: in working time if the policy counts it so (the
+        calendar snapshotted at intake, so replay computes the same moment), else calendar time."""
+        calendar = self._intake.calendar
+        now = workflow.now()
+        return add_working_hours(now, wait, calendar) if calendar is not None else now + wait
+
     def _sendable(self) -> list[str]:
         """The items approved (all, for an emergency share before its review), less any that mention
         a protected person in a way no program can withhold (golden rule 5): those are never sent."""
@@ -318,5 +326,10 @@ class ShareRequestWorkflow(ActorActions):
         )
 
 
-def _awaiting(what: str, who: Sequence[str], wait: timedelta | None) -> Awaiting:
-    return Awaiting(what=what, from_whom=list(who), deadline=workflow.now() + wait if wait is not None else None)
+def _awaiting(what: str, who: Sequence[str], deadline: datetime | None) -> Awaiting:
+    return Awaiting(what=what, from_whom=list(who), deadline=deadline)
+
+
+def _left(deadline: datetime) -> timedelta:
+    """The durable timer's duration to a deadline: exactly the wait when it is calendar time."""
+    return max(deadline - workflow.now(), timedelta(0))

@@ -1,0 +1,132 @@
+"""Working-hours deadlines (issue 16): waits counted in a partnership's working time, England's
+bank holidays and local closure days off; the escalation timer fires at the working moment."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import holidays
+import pytest
+import yaml
+from pydantic import ValidationError
+from temporalio.testing import WorkflowEnvironment
+
+from clients import Settings
+from schemas import Policy, WorkingCalendar, WorkingHours, add_working_hours
+from workers import ROUTINE
+
+from .conftest import Stack, open_stack
+
+LONDON = ZoneInfo("Europe/London")
+FOUR_HOURS = timedelta(hours=4)
+
+
+def _at(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime.combine(day, time(hour, minute), LONDON).astimezone(UTC)
+
+
+# --- the pure function -------------------------------------------------------------------------
+
+def test_a_wait_within_one_working_day_ends_the_same_day() -> None:
+    """Working time inside the day is counted as it passes."""
+    cal = WorkingCalendar()
+    tuesday = date(2027, 3, 2)
+    assert add_working_hours(_at(tuesday, 10), FOUR_HOURS, cal) == _at(tuesday, 14)
+    assert add_working_hours(_at(tuesday, 13), FOUR_HOURS, cal) == _at(tuesday, 17)
+
+
+def test_a_wait_begun_on_friday_afternoon_runs_on_after_the_weekend() -> None:
+    """Saturday and Sunday do not count: Friday 16:00 + 4 working hours is Monday 12:00."""
+    friday = date(2027, 3, 5)
+    assert add_working_hours(_at(friday, 16), FOUR_HOURS, WorkingCalendar()) == _at(friday + timedelta(3), 12)
+
+
+def test_bank_holidays_of_england_are_days_off() -> None:
+    """The policy's calendar takes England's bank holidays from the `holidays` package: the Friday
+    before the late May bank holiday + 4 working hours ends on Tuesday, not Monday."""
+    friday = date(2027, 5, 28)  # Monday 31 May 2027 is the spring bank holiday
+    cal = WorkingHours().calendar(date(2027, 1, 1))
+    assert date(2027, 5, 31) in cal.days_off and date(2027, 12, 27) in cal.days_off  # a substitute day too
+    assert add_working_hours(_at(friday, 16), FOUR_HOURS, cal) == _at(friday + timedelta(4), 12)
+    # Christmas Eve 2027 is a Friday; Christmas and Boxing Day fall at the weekend, substituted.
+    assert add_working_hours(_at(date(2027, 12, 24), 16), FOUR_HOURS, cal) == _at(date(2027, 12, 29), 12)
+
+
+def test_local_closure_days_are_days_off() -> None:
+    """A closure day configured in the policy (e.g. a training day) does not count."""
+    wednesday = date(2027, 3, 3)
+    cal = WorkingHours(closure_days=[wednesday], bank_holidays="none").calendar(date(2027, 1, 1))
+    assert add_working_hours(_at(wednesday - timedelta(1), 15), FOUR_HOURS, cal) == _at(wednesday + timedelta(1), 11)
+
+
+def test_a_wait_begun_out_of_hours_counts_from_the_next_opening() -> None:
+    """At night or at the weekend, the clock starts at the next working day's opening."""
+    cal = WorkingCalendar(opens=time(8, 30), closes=time(16, 30))
+    tuesday, saturday = date(2027, 3, 2), date(2027, 3, 6)
+    assert add_working_hours(_at(tuesday, 22), FOUR_HOURS, cal) == _at(tuesday + timedelta(1), 12, 30)
+    assert add_working_hours(_at(tuesday, 6), FOUR_HOURS, cal) == _at(tuesday, 12, 30)
+    assert add_working_hours(_at(saturday, 11), timedelta(hours=9), cal) == _at(saturday + timedelta(3), 9, 30)
+
+
+def test_working_hours_follow_local_time_across_the_clock_change() -> None:
+    """Hours are the partnership's local hours: after the clocks go forward, 09:00 is 08:00 UTC."""
+    friday = date(2027, 3, 26)  # the clocks go forward on Sunday 28 March 2027
+    assert add_working_hours(_at(friday, 16), FOUR_HOURS, WorkingCalendar()) == datetime(2027, 3, 29, 11, tzinfo=UTC)
+
+
+def test_a_calendar_that_cannot_work_is_refused_naming_the_field() -> None:
+    """Bad configuration: a clear error naming the field and what is expected."""
+    for bad, field in (({"days": []}, "days"), ({"opens": "17:00", "closes": "09:00"}, "closes"),
+                       ({"timezone": "Mars/Olympus"}, "timezone"), ({"bank_holidays": "narnia"}, "bank_holidays")):
+        with pytest.raises(ValidationError) as err:
+            WorkingHours.model_validate(bad)
+        assert field in str(err.value)
+
+
+# --- the escalation timer on the time-skipping server -------------------------------------------
+
+@pytest.fixture
+async def working_stack(env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[Stack]:
+    """The demo home, with routine waits counted in working hours: each manager tier has 4."""
+    policy = yaml.safe_load(settings.policy_file.read_text())
+    policy["stages"]["routine"].update(working_hours=True, manager_wait="PT4H")
+    Policy.model_validate(policy)
+    settings.policy_file.write_text(yaml.safe_dump(policy))
+    async with open_stack(env, settings) as s:
+        yield s
+
+
+def _next_long_weekend(after: date) -> date:
+    """The Friday before the next bank-holiday Monday whose Friday is a working day (not Easter)."""
+    off = holidays.country_holidays("GB", subdiv="ENG", years=range(after.year, after.year + 2))
+    return min(d - timedelta(3) for d in off if d.weekday() == 0 and d - timedelta(3) not in off
+               and d - timedelta(3) > after + timedelta(1))
+
+
+async def test_manager_escalation_in_working_hours_waits_over_the_weekend_and_bank_holiday(
+    working_stack: Stack,
+) -> None:
+    """Issue 16: submitted at 16:00 on the Friday before a bank-holiday Monday, 4 working hours for
+    the first manager end at 12:00 on Tuesday: not escalated a minute before, escalated just after."""
+    stack = working_stack
+    now = await stack.env.get_current_time()
+    friday = _next_long_weekend(now.astimezone(LONDON).date())
+    await stack.env.sleep(_at(friday, 16) - now)
+    req = await stack.request("routine-consent", consent={"action": "seek"})
+    await stack.client.submit(req)
+    status = await stack.actors.drive(req, ROUTINE, "manager_review")
+    asked = await stack.env.get_current_time()
+    assert status.escalation_tier == 1 and status.awaiting is not None and status.awaiting.deadline is not None
+    tuesday = friday + timedelta(4)
+    deadline = status.awaiting.deadline
+    assert _at(tuesday, 12) <= deadline < _at(tuesday, 12) + (asked - _at(friday, 16)) + timedelta(seconds=1)
+    await stack.env.sleep(_at(tuesday, 11, 59) - await stack.env.get_current_time())
+    status = await stack.client.status(req.request_id)
+    assert status.escalation_tier == 1 and status.awaiting.from_whom == ["np-dsl"]
+    await stack.env.sleep(deadline + timedelta(minutes=2) - await stack.env.get_current_time())
+    status = await stack.until(req.request_id, lambda s: s.escalation_tier == 2)
+    assert status.awaiting.from_whom == ["np-head"] and not status.overdue
+    # Tier 2's own 4 working hours start at the escalation: Tuesday 12:00 to 16:00.
+    assert _at(tuesday, 16) <= status.awaiting.deadline < _at(tuesday, 16, 5)
