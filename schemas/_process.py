@@ -15,6 +15,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
+from ._calendar import WorkingCalendar
 from ._common import (
     AgencyId,
     AgreementRef,
@@ -35,7 +36,6 @@ from ._common import (
     Stage,
     Urgency,
 )
-from ._calendar import WorkingCalendar
 from ._notices import Notice
 from ._policy import StagePolicy
 from ._request import ShareRequest
@@ -185,7 +185,7 @@ class Intake(_Frozen):
         default=None, description="How the recipient takes delivery; None in snapshots taken before it was kept"
     )
     calendar: WorkingCalendar | None = Field(
-        default=None, description="Working time the stage policy's waits count in, days off resolved; None: calendar time"
+        default=None, description="Working time the waits count in, its days off resolved; None: calendar time"
     )
 
     def tiers(self) -> list[int]:
