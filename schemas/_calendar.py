@@ -15,14 +15,13 @@ from pydantic_core import PydanticCustomError
 _HORIZON_DAYS = 3660
 
 
-class WorkingCalendar(BaseModel, frozen=True, extra="forbid"):
-    """The partnership's working time, with its days off as dates (snapshotted into the intake)."""
+class _Hours(BaseModel, frozen=True, extra="forbid"):
+    """Days and hours of work, in the partnership's time zone."""
 
     timezone: str = Field(default="Europe/London", description="The partnership's time zone (IANA name)")
     days: list[int] = Field(default=[0, 1, 2, 3, 4], description="Working weekdays, 0 = Monday … 6 = Sunday")
     opens: time = Field(default=time(9), description="Local time the working day starts")
     closes: time = Field(default=time(17), description="Local time the working day ends")
-    days_off: list[date] = Field(default_factory=list, description="Bank holidays and closure days")
 
     @model_validator(mode="after")
     def _sane(self) -> Self:
@@ -35,6 +34,12 @@ class WorkingCalendar(BaseModel, frozen=True, extra="forbid"):
         if self.opens >= self.closes:
             raise PydanticCustomError("safeshare", "closes: a time after opens, on the same day")
         return self
+
+
+class WorkingCalendar(_Hours, frozen=True, extra="forbid"):
+    """The partnership's working time, with its days off as dates (snapshotted into the intake)."""
+
+    days_off: list[date] = Field(default_factory=list, description="Bank holidays and closure days")
 
     def is_working_day(self, day: date) -> bool:
         return day.weekday() in self.days and day not in self.days_off
@@ -61,14 +66,13 @@ def add_working_hours(start: datetime, wait: timedelta, calendar: WorkingCalenda
     raise ValueError("calendar: no working time within ten years")
 
 
-class WorkingHours(WorkingCalendar, frozen=True, extra="forbid"):
+class WorkingHours(_Hours, frozen=True, extra="forbid"):
     """The policy's working hours: the calendar, with the bank holidays named rather than listed."""
 
     bank_holidays: Literal["england", "wales", "none"] = Field(
         default="england", description="Whose bank holidays are days off (from the `holidays` package)"
     )
     closure_days: list[date] = Field(default_factory=list, description="Local closure days, e.g. a training day")
-    days_off: list[date] = Field(default_factory=list, exclude=True)
 
     def calendar(self, start: date, years: int = 2) -> WorkingCalendar:
         """The calendar from `start` with its days off resolved for the years a request can span."""
