@@ -70,8 +70,9 @@ class IntakeActivities:
             dpo=[c.id for c in discloser.with_role("dpo")],
             stage_policy=(stage := self.policy.stages[request.urgency]),
             # Bank holidays resolved here, as dates: the workflow never consults the package.
+            rag_timescales=self.policy.rag,
             calendar=self.policy.working_hours.calendar(activity.info().scheduled_time.date())
-            if stage.working_hours else None,
+            if stage.working_hours or self.policy.rag else None,
             escalation_tiers=self.policy.escalation_tiers,
             receipt_reminders=self.policy.receipt_reminders,
             retention_until=self.policy.retention_until(

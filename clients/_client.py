@@ -42,6 +42,7 @@ from schemas import (
     HoldAction,
     OverrideAction,
     QueryName,
+    RateAction,
     RecallAction,
     SearchKey,
     ShareInput,
@@ -310,6 +311,9 @@ class SafeshareClient:
 
     async def hold(self, request_id: str, action: HoldAction) -> Status:
         return await self._update(request_id, UpdateName.LEGAL_HOLD, action)
+
+    async def rate(self, request_id: str, action: RateAction) -> Status:
+        return await self._update(request_id, UpdateName.RATE, action)
 
     async def challenge(self, request_id: str, action: ChallengeAction) -> Status:
         return await self._update(request_id, UpdateName.CHALLENGE, action)

@@ -83,6 +83,8 @@ NhsNumber = Annotated[str, BeforeValidator(_nhs_number)]
 AgreementRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ./:_-]{0,79}$")]
 
 Urgency = Literal["emergency", "urgent", "routine"]
+# The front door's RAG rating: its timescale for the manager's decision is the policy's `rag`.
+Rag = Literal["red", "amber", "green"]
 
 Direction = Literal["outbound", "inbound"]
 """outbound: the discloser offers information; inbound: the recipient asked for it."""

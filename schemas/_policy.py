@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from ._calendar import WorkingHours
-from ._common import Urgency
+from ._common import Rag, Urgency
 
 
 class StagePolicy(BaseModel, frozen=True, extra="forbid"):
@@ -56,6 +56,11 @@ class Policy(BaseModel, frozen=True, extra="forbid"):
         description="Retention per record class",
     )
     record_class: str = Field(default="child_safeguarding", description="Record class for share requests")
+    rag: dict[Rag, timedelta] = Field(
+        default_factory=dict,
+        description="Each RAG rating's timescale for the manager's decision, in working hours "
+        "(e.g. red PT4H, amber PT24H, green PT72H); none: a rated request waits per its urgency",
+    )
     working_hours: WorkingHours = Field(
         default_factory=WorkingHours, description="The partnership's working hours, for waits counted in them"
     )
@@ -65,6 +70,8 @@ class Policy(BaseModel, frozen=True, extra="forbid"):
         missing = {"emergency", "urgent", "routine"} - set(self.stages)
         if missing:
             raise PydanticCustomError("safeshare", "stages: a policy for each urgency (emergency, urgent, routine)")
+        if self.rag and set(self.rag) != {"red", "amber", "green"}:
+            raise PydanticCustomError("safeshare", "rag: a timescale for each rating (red, amber, green), or none")
         if self.record_class not in self.retention:
             raise PydanticCustomError("safeshare", "retention: a rule for the record class")
         return self

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
@@ -30,6 +30,7 @@ from ._common import (
     Outcome,
     OverrideGround,
     PurposeCategory,
+    Rag,
     RecordedDecision,
     RequestId,
     SpecialCondition,
@@ -136,6 +137,13 @@ class HoldAction(_Frozen):
     )
 
 
+class RateAction(_Frozen):
+    by: ContactId = Field(description="The practitioner or manager of the discloser changing the rating")
+    rag: Rag = Field(description="The new RAG rating")
+    # Optional in the model so that a change without it reaches the rules, which refuse it naming the field.
+    reason: NonEmptyText | None = Field(default=None, description="Why the rating changes")
+
+
 class ChallengeAction(_Frozen):
     by: ContactId = Field(description="The practitioner recording the subject's challenge")
     text: NonEmptyText = Field(description="The challenge as the subject made it")
@@ -183,6 +191,9 @@ class Intake(_Frozen):
     )
     recipient_delivery: Literal["inbox", "webhook"] | None = Field(
         default=None, description="How the recipient takes delivery; None in snapshots taken before it was kept"
+    )
+    rag_timescales: dict[Rag, timedelta] = Field(
+        default_factory=dict, description="The manager's timescale per RAG rating, in working hours (policy rag)"
     )
     calendar: WorkingCalendar | None = Field(
         default=None, description="Working time the waits count in, its days off resolved; None: calendar time"
@@ -386,6 +397,7 @@ class ShareState(_RequestFacts, frozen=False):
     challenges: int = 0
     deleted_at: datetime | None = None
     recall: RecallEntry | None = None
+    rag: Rag | None = Field(default=None, description="The front door's RAG rating, as last changed")
     steps: int = Field(default=0, description="Counter behind each audited step's idempotency key")
 
 
@@ -414,6 +426,7 @@ class Status(_Frozen):
     retention_until: datetime | None
     deleted_at: datetime | None
     recalled_at: datetime | None = Field(default=None, description="When the discloser recalled the shared bundle")
+    rag: Rag | None = Field(default=None, description="The front door's RAG rating, as last changed (with a reason)")
     items_withholding_identity: list[ItemId] = Field(
         default_factory=list, description="Items in which a protected third party's name is withheld"
     )

@@ -22,6 +22,7 @@ from ._common import (
     NonEmptyText,
     OverrideGround,
     PurposeCategory,
+    Rag,
     RequestId,
     SpecialCondition,
     Text,
@@ -163,6 +164,9 @@ class ShareRequest(BaseModel, frozen=True, extra="forbid"):
     )
     direction: Direction = Field(default="outbound", description="Who initiated the request")
     urgency: Urgency = Field(description="emergency (share now), urgent or routine")
+    rag: Rag | None = Field(
+        default=None, description="The front door's RAG rating: the manager decides within its timescale (policy rag)"
+    )
     purpose: Purpose
     disclosing_agency: AgencyId = Field(description="The agency that holds the information")
     recipient_agency: AgencyId = Field(description="The agency that would receive it")

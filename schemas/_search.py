@@ -23,6 +23,7 @@ class UpdateName:
     CHALLENGE: Final = "challenge"
     RECALL: Final = "recall"
     WITHDRAW: Final = "withdraw"
+    RATE: Final = "rate"
 
 
 class QueryName:

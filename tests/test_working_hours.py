@@ -3,6 +3,8 @@ bank holidays and local closure days off; the escalation timer fires at the work
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -12,12 +14,15 @@ import pytest
 import yaml
 from pydantic import ValidationError
 from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner
 
-from clients import Settings
-from schemas import Policy, WorkingCalendar, WorkingHours, add_working_hours
+from clients import Refused, Settings
+from clients._cli import app
+from schemas import Policy, RateAction, WorkingCalendar, WorkingHours, add_working_hours
 from workers import ROUTINE
 
 from .conftest import Stack, open_stack
+from .test_reasons import records, unique
 
 LONDON = ZoneInfo("Europe/London")
 FOUR_HOURS = timedelta(hours=4)
@@ -130,3 +135,62 @@ async def test_manager_escalation_in_working_hours_waits_over_the_weekend_and_ba
     assert status.awaiting.from_whom == ["np-head"] and not status.overdue
     # Tier 2's own 4 working hours start at the escalation: Tuesday 12:00 to 16:00.
     assert _at(tuesday, 16) <= status.awaiting.deadline < _at(tuesday, 16, 5)
+
+
+# --- the front door's RAG rating -----------------------------------------------------------------
+
+RAG = {"red": timedelta(hours=4), "amber": timedelta(hours=24), "green": timedelta(hours=72)}
+
+
+@pytest.fixture
+async def rated_stack(env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[Stack]:
+    """The demo home with the front door's timescales: red 4 working hours, amber 24, green 72."""
+    policy = yaml.safe_load(settings.policy_file.read_text())
+    policy["rag"] = {"red": "PT4H", "amber": "PT24H", "green": "PT72H"}
+    settings.policy_file.write_text(yaml.safe_dump(policy))
+    async with open_stack(env, settings) as s:
+        yield s
+
+
+async def test_a_change_of_rag_rating_needs_a_reason_is_recorded_and_retimes_the_managers_wait(
+    rated_stack: Stack,
+) -> None:
+    """Issue 16: a rated request's manager decides within the rating's timescale in working hours;
+    a change of rating without a reason is refused naming the field, and one with it is recorded
+    (who, why) and re-times the wait under way, from when the manager was asked."""
+    stack = rated_stack
+    before = await stack.env.get_current_time()
+    cal = WorkingHours().calendar(before.date())
+    req = await stack.request("routine-consent", consent={"action": "seek"}, rag="green")
+    rid = req.request_id
+    await stack.client.submit(req)
+    status = await stack.actors.drive(req, ROUTINE, "manager_review")
+    after = await stack.env.get_current_time()
+    assert status.rag == "green" and status.awaiting is not None and status.awaiting.deadline is not None
+    assert add_working_hours(before, RAG["green"], cal) <= status.awaiting.deadline
+    assert status.awaiting.deadline <= add_working_hours(after, RAG["green"], cal)
+
+    env = {"SAFESHARE_HOME": str(stack.settings.home), "SAFESHARE_TASK_QUEUE": stack.client.task_queue,
+           "TEMPORAL_ADDRESS": stack.env.client.service_client.config.target_host}
+    result = await asyncio.to_thread(CliRunner().invoke, app, ["rate", rid, "--rag", "red", "--by", "np-teacher"],
+                                     env=env)
+    assert result.exit_code == 2 and "reason: why the RAG rating changes is required" in result.stderr, result.output
+    with pytest.raises(Refused, match="reason: why the RAG rating changes is required"):
+        await stack.client.rate(rid, RateAction(by="np-teacher", rag="red"))
+    with pytest.raises(Refused, match="by: rp-officer is not a contact of northfield-primary"):
+        await stack.client.rate(rid, RateAction(by="rp-officer", rag="red", reason="Outsider"))
+    with pytest.raises(Refused, match=r"rag: .* already rated green"):
+        await stack.client.rate(rid, RateAction(by="np-teacher", rag="green", reason="Same again"))
+    reason = unique("A disclosure of injury today")
+    assert (await stack.client.rate(rid, RateAction(by="np-teacher", rag="red", reason=reason))).rag == "red"
+    red_by = add_working_hours(after, RAG["red"], cal)
+    status = await stack.until(rid, lambda s: s.awaiting is not None and s.awaiting.deadline <= red_by)
+    assert status.awaiting.deadline >= add_working_hours(before, RAG["red"], cal) and status.escalation_tier == 1
+    view, text = await records(stack, rid)
+    changes = [(e["actor"], e["note"], json.loads(e["data"])) for e in view["trail"] if e["event"] == "rating_changed"]
+    assert changes == [("np-teacher", reason, {"from": "green", "to": "red"})]
+    assert f"note: {reason}" in text
+    # The red timescale is the one kept: the first manager's silence escalates at its end.
+    await stack.env.sleep(status.awaiting.deadline + timedelta(minutes=2) - await stack.env.get_current_time())
+    status = await stack.until(rid, lambda s: s.escalation_tier == 2)
+    assert status.awaiting.from_whom == ["np-head"] and status.rag == "red"

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         Notice,
         OverrideAction,
         QueryName,
+        RateAction,
         RecallAction,
         RecallEntry,
         RequestAt,
@@ -72,7 +73,7 @@ class ActorActions:
             escalation_tier=s.escalation_tier, overdue=s.overdue, awaiting=s.awaiting,
             approved_items=s.approved_items, acknowledged_at=s.acknowledged_at, held=s.held,
             retention_until=s.intake.retention_until if s.intake else None, deleted_at=s.deleted_at,
-            recalled_at=s.recall.at if s.recall else None,
+            recalled_at=s.recall.at if s.recall else None, rag=s.rag,
             items_withholding_identity=[i.id for i in items if i.withholds_identity],
             items_needing_manual_redaction=[i.id for i in items if i.needs_manual_redaction],
         )
@@ -209,6 +210,20 @@ class ActorActions:
     @recall.validator
     def _validate_recall(self, action: RecallAction) -> None:
         _allowed(rules.check_recall, self._s, action, workflow.now())
+
+    @workflow.update(name=UpdateName.RATE)
+    async def rate(self, action: RateAction) -> Status:
+        """A change of the front door's RAG rating, with its reason; a manager's wait under way
+        is re-timed to the new rating's timescale from when that manager was asked."""
+        s = self._s
+        self._records.add_step("rating_changed", actor=action.by, data={"from": s.rag, "to": action.rag},
+                               note=action.reason)
+        s.rag = action.rag
+        return await self._answer_once_stored()
+
+    @rate.validator
+    def _validate_rating(self, action: RateAction) -> None:
+        _allowed(rules.check_rating, self._s, action)
 
     @workflow.update(name=UpdateName.CHALLENGE)
     async def challenge(self, action: ChallengeAction) -> Status:

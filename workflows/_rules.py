@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         DecisionAction,
         HoldAction,
         OverrideAction,
+        RateAction,
         RecallAction,
         ShareState,
         Signed,
@@ -172,6 +173,16 @@ def check_hold(s: ShareState, action: HoldAction) -> None:
     _check_not_deleted(s)
     if action.hold == s.held:
         raise Refusal(f"request {s.request_id}: " + ("already on legal hold" if s.held else "not on legal hold"))
+
+
+def check_rating(s: ShareState, action: RateAction) -> None:
+    """The front door's rating sets the manager's timescale: a change of it must say why."""
+    _check_discloser(s, action.by, "by")
+    _check_not_deleted(s)
+    if action.reason is None:
+        raise Refusal("reason: why the RAG rating changes is required; a change of rating is recorded with it")
+    if action.rag == s.rag:
+        raise Refusal(f"rag: request {s.request_id} is already rated {action.rag}")
 
 
 def check_challenge(s: ShareState, action: ChallengeAction) -> None:

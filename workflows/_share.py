@@ -62,7 +62,7 @@ class ShareRequestWorkflow(ActorActions):
                 purpose=r.purpose.category, disclosing_agency=r.disclosing_agency,
                 recipient_agency=r.recipient_agency, requested_by=r.requested_by,
                 lawful_basis=r.lawful_basis, special_condition=r.special_condition, agreement_ref=r.agreement_ref,
-                inform_subject=r.inform_subject.inform, request_sha256=r.digest(),
+                inform_subject=r.inform_subject.inform, request_sha256=r.digest(), rag=r.rag,
             )
         self._records = StageRecords(self._s, self._decision_record)
 
@@ -123,12 +123,20 @@ class ShareRequestWorkflow(ActorActions):
         decided = lambda: decision_made(s, stage)  # noqa: E731
         what = "a retrospective review" if stage == "retrospective_review" else "a decision"
         for n, tier in enumerate(tiers):
-            managers, due = intake.managers_at(tier), self._due(self._policy.manager_wait)
+            managers, asked = intake.managers_at(tier), workflow.now()
+            due = self._manager_due(asked)
             await self._begin_stage(stage, _awaiting("manager_decision", managers, due),
                                     event="manager_asked" if n == 0 else "manager_escalated",
                                     asks=f"{what}, with `safeshare decide`", data={"tier": tier}, escalation_tier=tier)
-            if await self._records.store_then_wait(decided, _left(due)):
-                return
+            while True:
+                rated = s.rag
+                if not await self._records.store_then_wait(lambda: decided() or s.rag != rated, _left(due)):  # noqa: B023
+                    break
+                if decided():
+                    return
+                # Re-rated: this tier's deadline is the new rating's timescale from when it was asked.
+                due = self._manager_due(asked)
+                await self._show(awaiting=_awaiting("manager_decision", managers, due))
         # Silence never approves: the request waits, flagged for operators and every manager.
         everyone = [m for m, _ in intake.managers] + intake.dpo
         self._records.add_step("decision_overdue", notices=[Notice(to=everyone, kind="decision_overdue",
@@ -289,12 +297,20 @@ class ShareRequestWorkflow(ActorActions):
     def _policy(self) -> StagePolicy:
         return self._intake.stage_policy
 
-    def _due(self, wait: timedelta) -> datetime:
-        """When a wait starting now ends: in working time if the policy counts it so (the
-        calendar snapshotted at intake, so replay computes the same moment), else calendar time."""
-        calendar = self._intake.calendar
-        now = workflow.now()
-        return add_working_hours(now, wait, calendar) if calendar is not None else now + wait
+    def _due(self, wait: timedelta, since: datetime | None = None, working: bool | None = None) -> datetime:
+        """When a wait starting now (or `since`) ends: in working time if the policy counts it so
+        (on the calendar snapshotted at intake, so replay computes the same moment), else calendar time."""
+        calendar, start = self._intake.calendar, since or workflow.now()
+        working = self._policy.working_hours if working is None else working
+        return add_working_hours(start, wait, calendar) if working and calendar is not None else start + wait
+
+    def _manager_due(self, since: datetime) -> datetime:
+        """A manager tier's deadline: the RAG rating's timescale in working hours if the policy
+        gives one, else the urgency's manager_wait."""
+        timescale = self._intake.rag_timescales.get(self._s.rag) if self._s.rag else None
+        if timescale is not None:
+            return self._due(timescale, since, working=True)
+        return self._due(self._policy.manager_wait, since)
 
     def _sendable(self) -> list[str]:
         """The items approved (all, for an emergency share before its review), less any that mention

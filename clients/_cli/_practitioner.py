@@ -18,6 +18,8 @@ from schemas import (
     ChallengeAction,
     ConsentAction,
     OverrideAction,
+    Rag,
+    RateAction,
     WithdrawAction,
     nhs_number_digits,
 )
@@ -138,6 +140,20 @@ async def challenge(
     async with resources.client(Settings.from_env()) as client:
         await client.challenge(request_id, ChallengeAction(by=by, text=text))
     out.print(f"{request_id}: challenge recorded")
+
+
+@app.command()
+@command
+async def rate(
+    request_id: str, rag: Annotated[Rag, typer.Option("--rag", help="The new RAG rating: red, amber or green")],
+    by: Annotated[str, typer.Option("--by")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Why the rating changes (required)")] = None,
+) -> None:
+    """Change the front door's RAG rating, with a reason; a manager's wait is re-timed to it."""
+    async with resources.client(Settings.from_env()) as client:
+        status = await client.rate(request_id, RateAction(by=by, rag=rag, reason=reason))
+    due = status.awaiting.deadline if status.awaiting else None
+    out.print(f"{request_id}: rated {rag}" + (f"; what is awaited is due {due:%Y-%m-%d %H:%M} UTC" if due else ""))
 
 
 @app.command("find-child")
