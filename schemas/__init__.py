@@ -18,10 +18,11 @@ from ._common import (
     Urgency,
 )
 from ._directory import Agency, Contact, Directory
-from ._intake import IntakeError, check_against_directory
+from ._intake import IntakeError, check_against_directory, submitter_key
 from ._notices import Notice, Notification
 from ._policy import Policy, RetentionRule, StagePolicy
 from ._process import (
+    AcceptInput,
     AckAction,
     Awaiting,
     ChallengeAction,
@@ -47,6 +48,7 @@ from ._process import (
     Status,
     StepsInput,
     StepsResult,
+    Submission,
     Tombstone,
     text_sha256,
 )
@@ -84,6 +86,7 @@ __all__ = [
     "WITHHELD",
     "WORKFLOW_ID_PREFIX",
     "WORKFLOW_TYPE",
+    "AcceptInput",
     "AckAction",
     "Agency",
     "AgencyId",
@@ -137,6 +140,7 @@ __all__ = [
     "StepsInput",
     "StepsResult",
     "Subject",
+    "Submission",
     "ThirdParty",
     "Tombstone",
     "UpdateName",
@@ -145,6 +149,7 @@ __all__ = [
     "Withholder",
     "check_against_directory",
     "request_id_of",
+    "submitter_key",
     "text_sha256",
     "visibility_query",
     "workflow_id",

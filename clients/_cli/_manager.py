@@ -3,6 +3,7 @@ a manager."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -46,20 +47,21 @@ ReasonOpt = Annotated[str, typer.Option("--reason")]
 
 @app.command()
 @command
-async def hold(request_id: str, by: HoldByOpt, reason: ReasonOpt) -> None:
-    """Place a legal hold: deletion waits until it is released. Recorded with who placed it and why."""
-    await _hold(request_id, hold=True, by=by, reason=reason)
+async def hold(request_id: str, by: HoldByOpt, reason: ReasonOpt, key: KeyOpt = None) -> None:
+    """Place a legal hold: deletion waits until it is released. Signed with --key; recorded with who
+    placed it and why."""
+    await _hold(request_id, hold=True, by=by, reason=reason, key=key)
     out.print(f"{request_id}: legal hold placed by {by}")
 
 
 @app.command()
 @command
-async def release(request_id: str, by: HoldByOpt, reason: ReasonOpt) -> None:
-    """Release a legal hold. Recorded with who released it and why."""
-    await _hold(request_id, hold=False, by=by, reason=reason)
+async def release(request_id: str, by: HoldByOpt, reason: ReasonOpt, key: KeyOpt = None) -> None:
+    """Release a legal hold. Signed with --key; recorded with who released it and why."""
+    await _hold(request_id, hold=False, by=by, reason=reason, key=key)
     out.print(f"{request_id}: legal hold released by {by}")
 
 
-async def _hold(request_id: str, *, hold: bool, by: str, reason: str) -> None:
+async def _hold(request_id: str, *, hold: bool, by: str, reason: str, key: Path | None) -> None:
     async with resources.client(Settings.from_env()) as client:
-        await client.hold(request_id, HoldAction(hold=hold, reason=reason, by=by))
+        await client.hold(request_id, HoldAction(hold=hold, reason=reason, by=by), signing_key(key))
