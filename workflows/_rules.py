@@ -51,8 +51,8 @@ def signed_by(action: Signed, s: ShareState, public_key: str) -> bool:
 def check_consent(s: ShareState, action: ConsentAction, now: datetime) -> None:
     """The family's answer, as the practitioner who records it signs it."""
     _check_discloser(s, action.by, "by")
+    _check_not_deleted(s)  # before the signature: deletion drops the digest signatures bind
     _check_signature(s, action, "consent", s.action_signatures, now)
-    _check_not_deleted(s)
     if action.status == "withdrawn":
         if s.consent != "given":
             raise Refusal(f"request {s.request_id}: only consent that was given can be withdrawn")
@@ -119,16 +119,16 @@ def check_hold(s: ShareState, action: HoldAction, now: datetime) -> None:
     if action.by not in governors:
         raise Refusal(f"by: {action.by} is not a DPO or manager of {s.disclosing_agency}; "
                       "only they place or release a legal hold")
-    _check_signature(s, action, "legal hold" if action.hold else "release", s.action_signatures, now)
     _check_not_deleted(s)
+    _check_signature(s, action, "legal hold" if action.hold else "release", s.action_signatures, now)
     if action.hold == s.held:
         raise Refusal(f"request {s.request_id}: " + ("already on legal hold" if s.held else "not on legal hold"))
 
 
 def check_challenge(s: ShareState, action: ChallengeAction, now: datetime) -> None:
     _check_discloser(s, action.by, "by")
-    _check_signature(s, action, "challenge", s.action_signatures, now)
     _check_not_deleted(s)
+    _check_signature(s, action, "challenge", s.action_signatures, now)
 
 
 def _check_not_deleted(s: ShareState) -> None:
