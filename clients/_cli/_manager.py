@@ -14,13 +14,15 @@ from . import _resources as resources
 from ._app import JudgementOpt, KeyOpt, app, command, one_of, signing_key
 from ._output import out, recorded
 
+ManagerOpt = Annotated[str, typer.Option("--manager", help="You, a manager of the disclosing agency (directory id)")]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why: recorded, and shown to those entitled to the record")]
 
 @app.command()
 @command
 async def decide(
     request_id: str,
-    manager: Annotated[str, typer.Option("--manager", help="You, the deciding manager (directory id)")],
-    reason: Annotated[str, typer.Option("--reason", help="Why: kept with the decision record")],
+    manager: ManagerOpt,
+    reason: ReasonOpt,
     approve: Annotated[bool, typer.Option("--approve")] = False,
     decline: Annotated[bool, typer.Option("--decline")] = False,
     comment: Annotated[bool, typer.Option("--comment")] = False,
@@ -46,8 +48,8 @@ async def decide(
 @command
 async def recall(
     request_id: str,
-    manager: Annotated[str, typer.Option("--manager", help="You, a manager of the disclosing agency")],
-    reason: Annotated[str, typer.Option("--reason", help="Why the bundle is taken back: recorded")],
+    manager: ManagerOpt,
+    reason: ReasonOpt,
     key: KeyOpt = None,
 ) -> None:
     """Take back a shared bundle, signed with --key: out of the recipient's inbox; a recipient who
@@ -58,7 +60,6 @@ async def recall(
 
 
 HoldByOpt = Annotated[str, typer.Option("--by", help="The discloser's DPO or manager placing or releasing it")]
-ReasonOpt = Annotated[str, typer.Option("--reason")]
 
 
 @app.command()
