@@ -25,7 +25,13 @@ run: $(STAMP)
 	$(BYTECODE)
 	$(BIN)/safeshare dev
 
-test: $(STAMP)
+# What the browser tests inject into pages (axe-core), from the npm registry, pinned by its lock.
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+$(AXE): tests/browser/package.json tests/browser/package-lock.json
+	npm ci --prefix tests/browser --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(AXE)
+
+test: $(STAMP) $(AXE)
 	$(BYTECODE)
 	$(BIN)/python -m pytest
 
@@ -60,5 +66,5 @@ lock: $(STAMP)
 		--no-emit-index-url --no-emit-find-links -o requirements-runtime.lock pyproject.toml
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache tests/browser/node_modules test-output
 	find $(PACKAGES) tests -name __pycache__ -type d -prune -exec rm -rf {} +

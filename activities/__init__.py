@@ -34,17 +34,17 @@ from ._tasks import beside
 
 def worker_activities(
     *, store: Store, directory: Directory, policy: Policy, agency_keys: Callable[[str], crypto.AgencyKeys],
-    history_keys: crypto.HistoryKeys, channels: Channels,
+    history_keys: crypto.HistoryKeys, channels: Channels, child_index_secret: bytes,
 ) -> list[Callable[..., Any]]:
     """Every activity the worker registers, built from the worker's dependencies."""
     notify = NotifyActivities(store, channels)
-    intake = IntakeActivities(store, directory, policy)
+    intake = IntakeActivities(store, directory, policy, child_index_secret)
     record = RecordActivities(store, directory, notify)
     delivery = DeliveryActivities(store, directory, agency_keys, channels.webhook)
     disposal = DisposalActivities(store, history_keys)
     return [
         intake.accept_request, record.record_steps, notify.send_notifications, delivery.seal_and_deliver,
-        delivery.push_bundle, disposal.dispose, disposal.shred_history_key,
+        delivery.push_bundle, delivery.recall_bundle, disposal.dispose, disposal.shred_history_key,
     ]
 
 

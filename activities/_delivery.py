@@ -11,7 +11,17 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import crypto
-from schemas import DeliverInput, Directory, PushInput, PushResult, Receipt, ShareRequest, Withholder
+from schemas import (
+    DeliverInput,
+    Directory,
+    PushInput,
+    PushResult,
+    Recalled,
+    Receipt,
+    RequestAt,
+    ShareRequest,
+    Withholder,
+)
 from store import ContentDestroyed, Store
 
 from . import _metrics as metrics
@@ -55,6 +65,14 @@ class DeliveryActivities:
             metrics.bundle_delivered(recipient.hpke_suite)
         return Receipt(bundle_sha256=delivery.bundle_sha256, delivered_at=delivery.delivered_at,
                        withheld_identities=delivery.withheld_identities)
+
+    @activity.defn
+    async def recall_bundle(self, inp: RequestAt) -> Recalled:
+        """Take a shared bundle out of the recipient's inbox, saying whether they had downloaded it.
+        Repeatable: a retry finds it recalled and gives the same answer."""
+        recalled = await self.store.recall(inp.request_id, inp.at)
+        log.info("bundle_recalled", request_id=inp.request_id, downloaded=recalled.downloaded)
+        return recalled
 
     @activity.defn
     async def push_bundle(self, inp: PushInput) -> PushResult:

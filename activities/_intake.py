@@ -39,6 +39,7 @@ class IntakeActivities:
     store: Store
     directory: Directory
     policy: Policy
+    child_index_secret: bytes  # the deployment's key for the child index's keyed hashes
 
     @activity.defn
     async def accept_request(self, inp: AcceptInput | ShareRequest) -> Intake:
@@ -56,6 +57,12 @@ class IntakeActivities:
         content = request.model_dump_json().encode()
         await self._check_submission(inp, content)
         stored = await self.store.put_request(request.request_id, content, activity.info().started_time)
+        if request.subject.nhs_number is not None:
+            # Only its keyed hash leaves this activity: never the identifier, in the store or a log.
+            await self.store.index_child(
+                request.request_id, crypto.child_index_key(self.child_index_secret, request.subject.nhs_number),
+                disclosing=request.disclosing_agency, recipient=request.recipient_agency,
+                at=activity.info().started_time)
         log.info("request_stored", request_id=request.request_id, new=stored)
         if stored:
             metrics.request_accepted(request.urgency, request.direction)

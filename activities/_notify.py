@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -62,9 +64,9 @@ class NotifyActivities:
 
     @activity.defn
     async def send_notifications(self, inp: NotifyInput) -> NotifyResult:
-        """Send a step's queued notifications, each marked sent as soon as it is, so a retry sends
-        only the rest; a crash between sending and marking resends with the same Message-ID /
-        Idempotency-Key, which receivers dedupe on."""
+        """Send a step's queued notifications; those sent are marked so, even when a later one fails,
+        so a retry sends only the rest. A crash between sending and marking resends with the same
+        Message-ID / Idempotency-Key, which receivers dedupe on."""
         try:
             sent, refused = await self.send_queued(inp.request_id, inp.step, prompt=False)
         except Unavailable as err:
@@ -76,26 +78,33 @@ class NotifyActivities:
             )
         return NotifyResult(sent=sent)
 
-    async def send_queued(self, request_id: str, step: str, *, prompt: bool) -> tuple[int, int]:
-        """(sent, refused) of a step's unsent notifications. A refusal is final and marked failed;
-        an unavailable channel raises, for the caller's retries (`prompt`: the first try, which
-        leaves them to `send_notifications`)."""
-        refused = sent = 0
-        for msg in await self.store.unsent(request_id, step):
-            where = {"request_id": request_id, "kind": msg.kind, "to": msg.to_contact, "channel": msg.channel}
-            try:
-                await self.channels.send(msg)
-            except Rejected as err:
-                await self.store.mark_failed(msg.id, attempt_time(), str(err))
-                log.warning("notification_refused", **where, reason=str(err))
-                refused += 1
-                continue
-            except Unavailable as err:
-                if not prompt:
-                    log.warning("notification_unavailable", **where, reason=str(err),
-                                attempt=activity.info().attempt)
-                raise
-            await self.store.mark_sent(msg.id, attempt_time())
-            log.info("notification_sent", **where)
-            sent += 1
-        return sent, refused
+    async def send_queued(
+        self, request_id: str, step: str, *, prompt: bool, queued: Sequence[Notification] | None = None,
+    ) -> tuple[int, int]:
+        """(sent, refused) of a step's unsent notifications: `queued`, when the caller has just put
+        them in the outbox (none can have been sent yet), else what the outbox holds unsent. A
+        refusal is final and marked failed; an unavailable channel raises, for the caller's retries
+        (`prompt`: the first try, which leaves them to `send_notifications`). What was sent is
+        marked in one statement, even when a later message raises."""
+        refused, sent = 0, []
+        try:
+            for msg in queued if queued is not None else await self.store.unsent(request_id, step):
+                where = {"request_id": request_id, "kind": msg.kind, "to": msg.to_contact, "channel": msg.channel}
+                try:
+                    await self.channels.send(msg)
+                except Rejected as err:
+                    await self.store.mark_failed(msg.dedupe_key, attempt_time(), str(err))
+                    log.warning("notification_refused", **where, reason=str(err))
+                    refused += 1
+                    continue
+                except Unavailable as err:
+                    if not prompt:
+                        log.warning("notification_unavailable", **where, reason=str(err),
+                                    attempt=activity.info().attempt)
+                    raise
+                log.info("notification_sent", **where)
+                sent.append(msg.dedupe_key)
+        finally:
+            # Shielded: a prompt try cut off by its time bound still marks what it had sent.
+            await asyncio.shield(self.store.mark_sent(sent, attempt_time()))
+        return len(sent), refused

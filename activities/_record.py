@@ -52,7 +52,11 @@ class RecordActivities:
             now=inp.events[-1].at if inp.events else (inp.record.updated_at if inp.record else inp.acknowledged_at),
         )
         self._log_recorded(inp, recorded, queued)
-        return await self._send_promptly(inp.request_id, [step for step, msgs in queued.items() if msgs])
+        # A step this try recorded has its messages just queued, unsent: they are sent as composed.
+        # One a failed try recorded may have been partly sent: its unsent rows are read back.
+        new = set(recorded)
+        return await self._send_promptly(
+            inp.request_id, [(step, msgs if step in new else None) for step, msgs in queued.items() if msgs])
 
     def _log_recorded(self, inp: StepsInput, recorded: list[str], queued: dict[str, list[Notification]]) -> None:
         """Once per step, when the store says it is new. A step's data is logged under `data`, so
@@ -67,18 +71,20 @@ class RecordActivities:
         if inp.record:
             log.info("record_written", request_id=inp.request_id, outcome=inp.record.outcome)
 
-    async def _send_promptly(self, request_id: str, steps: list[str]) -> StepsResult:
+    async def _send_promptly(
+        self, request_id: str, steps: list[tuple[str, list[Notification] | None]],
+    ) -> StepsResult:
         """The first try at sending each step's notifications. A receiver's refusal is final; an
         unavailable channel, or the time bound, leaves that step and the rest to the retries."""
         refused: list[str] = []
-        for n, step in enumerate(steps):
+        for n, (step, queued) in enumerate(steps):
             try:
                 # Well inside the activity's timeout: a slow channel is left to the retries.
-                _, failed = await asyncio.wait_for(self.notify.send_queued(request_id, step, prompt=True),
-                                                   PROMPT_SEND_SECONDS)
+                _, failed = await asyncio.wait_for(
+                    self.notify.send_queued(request_id, step, prompt=True, queued=queued), PROMPT_SEND_SECONDS)
             except (Unavailable, TimeoutError) as err:
                 log.info("notification_deferred", request_id=request_id, step=step, cause=type(err).__name__)
-                return StepsResult(unsent=steps[n:], refused=refused)
+                return StepsResult(unsent=[s for s, _ in steps[n:]], refused=refused)
             if failed:
                 refused.append(step)
         return StepsResult(refused=refused)

@@ -69,7 +69,7 @@ def recorded_paths() -> dict[str, Any]:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"scale": args.scale, "machine": _report.machine(),
                                "worker_env": " ".join(args.worker_env), "history": {},
-                               "key_cache_seconds": os.environ.get("SAFESHARE_KEY_CACHE_SECONDS", "default (1)")}
+                               "key_cache_seconds": os.environ.get("SAFESHARE_KEY_CACHE_SECONDS", "default (0.25)")}
     if "crypto" in args.only:
         log("crypto")
         results["crypto"] = await crypto_costs(args.scale)

@@ -19,8 +19,8 @@ from datetime import timedelta
 
 from temporalio import activity, workflow
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey, VersioningBehavior, WorkerDeploymentVersion
-from temporalio.worker import Worker, WorkerDeploymentConfig
+from temporalio.common import SearchAttributeKey
+from temporalio.worker import Worker
 
 STAGE = SearchAttributeKey.for_keyword("ShareStage")
 _ACT = {"start_to_close_timeout": timedelta(seconds=60)}
@@ -111,25 +111,19 @@ class BaselineWorkflow:
 
 
 async def main() -> None:
+    from clients import Settings
     from workers import RUNNER  # the share worker's sandbox settings, for a like-for-like runner
+    from workers._worker import deployment_config
 
-    client = await Client.connect(os.environ["TEMPORAL_ADDRESS"])
-    # Versioned as the share worker is in the benchmark (SAFESHARE_BUILD_ID, SAFESHARE_DEPLOYMENT).
-    version = WorkerDeploymentVersion(deployment_name=os.environ["SAFESHARE_DEPLOYMENT"],
-                                      build_id=os.environ["SAFESHARE_BUILD_ID"])
+    settings = Settings.from_env()
+    client = await Client.connect(settings.temporal_address)
+    # Versioned as the share worker is (SAFESHARE_BUILD_ID, SAFESHARE_DEPLOYMENT), by the same rule.
     worker = Worker(client, task_queue=os.environ["BENCH_TASK_QUEUE"], workflows=[BaselineWorkflow],
-                    activities=[nothing], workflow_runner=RUNNER, **worker_options(),
-                    deployment_config=WorkerDeploymentConfig(version=version, use_worker_versioning=True,
-                                                             default_versioning_behavior=VersioningBehavior.AUTO_UPGRADE))
+                    activities=[nothing], workflow_runner=RUNNER, **settings.worker_tuning,
+                    deployment_config=deployment_config(settings))
     async with worker:
         print("worker_started", flush=True)
         await asyncio.Event().wait()
-
-
-def worker_options() -> dict:
-    from clients import Settings
-
-    return Settings.from_env().worker_tuning
 
 
 if __name__ == "__main__":

@@ -73,11 +73,11 @@ def table(r: dict[str, Any]) -> str:
     if life:
         rate, base = life["rate_per_s"]["share"], life["rate_per_s"]["baseline"]
         row("1", f"lifecycle throughput ({life['requests']['share']} requests, {life['concurrency']} in flight)",
-            f"{_f(rate)} req/s", f"{_f(base)} wf/s", _f(life["ratio"]), "≥ 0.8", life["ratio"] >= 0.8)
+            f"{_f(rate)} req/s", f"{_f(base)} wf/s", _f(life["ratio"]), "≥ 0.85", life["ratio"] >= 0.85)
         cpu = life.get("worker_cpu_ms_per_request")
         if cpu:
             row("1", "worker CPU per lifecycle", f"{_f(cpu['share'], 0)} ms", f"{_f(cpu['baseline'], 0)} ms",
-                _f(cpu["share"] / cpu["baseline"]), "", None)
+                _f(cpu["share"] / cpu["baseline"]), "≤ 2", cpu["share"] / cpu["baseline"] <= 2)
     lat = r.get("latency", {})
     for stage, p in lat.get("share", {}).items():
         b = lat.get("baseline", {}).get(stage, {})

@@ -25,10 +25,11 @@ from ._files import (
     read_request,
 )
 from ._inbox import open_delivery, read_delivery
-from ._records import EXPORT_FIELDS, export_row
+from ._records import ANNEX_B, EXPORT_FIELDS, export_row
 from ._settings import Settings, SettingsError
 
 __all__ = [
+    "ANNEX_B",
     "EXPORT_FIELDS",
     "Conflict",
     "InputError",

@@ -43,6 +43,7 @@ from schemas import (
     IntakeError,
     OverrideAction,
     QueryName,
+    RecallAction,
     SearchKey,
     ShareInput,
     ShareRequest,
@@ -50,6 +51,7 @@ from schemas import (
     Status,
     Submission,
     UpdateName,
+    WithdrawAction,
     check_against_directory,
     request_id_of,
     submitter_key,
@@ -139,7 +141,7 @@ async def open_codec(settings: Settings) -> crypto.EncryptionCodec:
 
 def create_deployment_keys(settings: Settings) -> list[Path]:
     """The deployment's own keys: store key, codec key ring, codec server token, audit checkpoint
-    key and webhook secret. Created if absent, never replaced; returns the files written. A
+    key, child index key and webhook secret. Created if absent, never replaced; returns the files written. A
     deployment with workers on several machines makes these once and shares them."""
     written = []
     if not settings.store_key_file.exists():
@@ -156,6 +158,9 @@ def create_deployment_keys(settings: Settings) -> list[Path]:
         key.save(settings.audit_key_file)
         settings.audit_public_key_file.write_text(key.public_b64 + "\n")
         written += [settings.audit_key_file, settings.audit_public_key_file]
+    if not settings.child_index_key_file.exists():  # keyed hashes of child identifiers
+        crypto.write_secret(settings.child_index_key_file, crypto.new_key())
+        written.append(settings.child_index_key_file)
     if not settings.webhook_secret_file.exists():  # HMAC of webhook bodies
         crypto.write_secret(settings.webhook_secret_file, crypto.new_key())
         written.append(settings.webhook_secret_file)
@@ -328,8 +333,14 @@ class SafeshareClient:
     async def decide(self, request_id: str, action: DecisionAction, key: crypto.SigningKey | None = None) -> Status:
         return await self._signed_update(request_id, UpdateName.DECIDE, action, key)
 
+    async def withdraw(self, request_id: str, action: WithdrawAction, key: crypto.SigningKey | None = None) -> Status:
+        return await self._signed_update(request_id, UpdateName.WITHDRAW, action, key)
+
     async def acknowledge(self, request_id: str, action: AckAction, key: crypto.SigningKey | None = None) -> Status:
         return await self._signed_update(request_id, UpdateName.ACKNOWLEDGE, action, key)
+
+    async def recall(self, request_id: str, action: RecallAction, key: crypto.SigningKey | None = None) -> Status:
+        return await self._signed_update(request_id, UpdateName.RECALL, action, key)
 
     async def hold(self, request_id: str, action: HoldAction, key: crypto.SigningKey | None = None) -> Status:
         return await self._signed_update(request_id, UpdateName.LEGAL_HOLD, action, key)

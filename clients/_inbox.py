@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import crypto
@@ -24,10 +25,14 @@ async def open_delivery(
 async def read_delivery(
     store: Store, directory: Directory, request_id: str, agency: str, keys: crypto.AgencyKeys
 ) -> tuple[str, dict[str, Any]]:
-    """Verify the sender's signature and decrypt; returns the sender and the bundle's content."""
-    row = await store.delivery(request_id)
-    if row is None or row.recipient != agency:
+    """Take the bundle (the download is audited: who, when), verify the sender's signature and
+    decrypt; returns the sender and the bundle's content."""
+    row = await store.download(request_id, recipient=agency, by=agency, at=datetime.now(UTC))
+    if row is None:
         raise Refused(f"request {request_id}: no bundle for {agency}")
+    if row.recalled_at is not None:
+        raise Refused(f"request {request_id}: the bundle was recalled by {row.sender} on "
+                      f"{row.recalled_at:%Y-%m-%d}; destroy any copy you hold")
     if row.bundle is None:
         raise Refused(f"request {request_id}: bundle destroyed at retention expiry")
     sender = directory.agency(row.sender)

@@ -91,7 +91,7 @@ class Settings(BaseSettings):
         default_factory=home_file("keys", "vault.db"), validation_alias="SAFESHARE_KEYS_URL", repr=False,
         description="The history-key vault, kept apart from the store: any SQLAlchemy async URL.")
     key_cache_seconds: SecondsOrZero = Field(
-        1.0, validation_alias="SAFESHARE_KEY_CACHE_SECONDS",
+        0.25, validation_alias="SAFESHARE_KEY_CACHE_SECONDS",
         description="How long a process keeps a history key it read; retiring or destroying a key waits as long.")
     codec_port: Port = Field(8234, validation_alias="SAFESHARE_CODEC_PORT", description="The codec server's port.")
     ui_origins: Origins = Field(
@@ -213,8 +213,19 @@ class Settings(BaseSettings):
         return self.keys_dir / "webhook.key"
 
     @property
+    def child_index_key_file(self) -> Path:
+        """The per-deployment secret the child index's keyed hashes are made with (mode 0600): with
+        it, and only with it, a child's NHS number finds its requests in the store."""
+        return self.keys_dir / "child-index.key"
+
+    @property
     def mail_dir(self) -> Path:
         return self.home / "mail"
+
+    @property
+    def pending_dir(self) -> Path:
+        """Audited steps (refusals) written down until the store takes them (`store.PendingSteps`)."""
+        return self.home / "pending"
 
     def agency_key_file(self, agency_id: str) -> Path:
         """An agency's key file; the id must be a directory id (`--agency`)."""

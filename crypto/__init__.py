@@ -1,6 +1,6 @@
 """Safeshare's cryptography: data keys, key files, signatures, sealed bundles, the payload codec."""
 
-from ._aead import decrypt, encrypt, hmac_sha256_hex, new_key
+from ._aead import child_index_key, decrypt, encrypt, hmac_sha256_hex, new_key
 from ._bundle import UNOPENABLE, BundleHeader, open_bundle, read_header, seal
 from ._codec import UNREADABLE, EncryptionCodec, HistoryKeys, KeyRing, data_converter, new_token
 from ._errors import CryptoError
@@ -34,6 +34,7 @@ __all__ = [
     "SigningKey",
     "b64",
     "check_public_key",
+    "child_index_key",
     "data_converter",
     "decrypt",
     "encrypt",

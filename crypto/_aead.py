@@ -34,3 +34,9 @@ def decrypt(key: bytes, blob: bytes, aad: bytes) -> bytes:
 def hmac_sha256_hex(secret: bytes, body: bytes) -> str:
     """How webhook receivers check a body came from this deployment."""
     return hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def child_index_key(secret: bytes, nhs_number: str) -> str:
+    """How the store finds a child's requests without holding the identifier: a keyed hash under
+    the deployment's child index key, which Temporal and the store's readers never see."""
+    return hmac_sha256_hex(secret, b"safeshare-child-index-v1:" + nhs_number.encode())

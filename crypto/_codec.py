@@ -123,8 +123,9 @@ history_keys = sa.Table(
 
 # How long a process may use a history key (and its state) it read from the vault without
 # reading it again. Every payload is encoded or decoded under its request's key, so without this
-# each one cost a vault query: a quarter of the worker's busy time (docs/PERFORMANCE.md).
-KEY_CACHE_SECONDS = 1.0
+# each one cost a vault query: a quarter of the worker's busy time (docs/PERFORMANCE.md). A
+# workflow task's or an activity's payloads come within it; each deletion step waits it out.
+KEY_CACHE_SECONDS = 0.25
 
 
 @dataclasses.dataclass(frozen=True)

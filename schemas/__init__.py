@@ -1,10 +1,12 @@
 """Safeshare's domain language: requests, directory, policy, process and record models."""
 
 from ._common import (
+    NHS_NUMBER_EXPECTED,
     SPECIAL_CATEGORIES,
     STAGES,
     UNSAFE_TO_INFORM_GROUNDS,
     AgencyId,
+    AgreementRef,
     Category,
     ConsentStatus,
     ContactId,
@@ -16,6 +18,7 @@ from ._common import (
     SpecialCondition,
     Stage,
     Urgency,
+    nhs_number_digits,
 )
 from ._directory import Agency, Contact, Directory
 from ._intake import IntakeError, check_against_directory, submitter_key
@@ -40,6 +43,9 @@ from ._process import (
     OverrideAction,
     PushInput,
     PushResult,
+    RecallAction,
+    Recalled,
+    RecallEntry,
     Receipt,
     RequestAt,
     ShareInput,
@@ -50,6 +56,7 @@ from ._process import (
     StepsResult,
     Submission,
     Tombstone,
+    WithdrawAction,
     text_sha256,
 )
 from ._request import (
@@ -78,6 +85,7 @@ from ._withhold import WITHHELD, Withheld, Withholder
 
 __all__ = [
     "MAX_CONTENT_CHARS",
+    "NHS_NUMBER_EXPECTED",
     "SEARCH_ATTRIBUTES",
     "SPECIAL_CATEGORIES",
     "STAGES",
@@ -90,6 +98,7 @@ __all__ = [
     "AckAction",
     "Agency",
     "AgencyId",
+    "AgreementRef",
     "Awaiting",
     "Category",
     "ChallengeAction",
@@ -124,6 +133,9 @@ __all__ = [
     "PushInput",
     "PushResult",
     "QueryName",
+    "RecallAction",
+    "RecallEntry",
+    "Recalled",
     "Receipt",
     "RequestAt",
     "RequestId",
@@ -145,9 +157,11 @@ __all__ = [
     "Tombstone",
     "UpdateName",
     "Urgency",
+    "WithdrawAction",
     "Withheld",
     "Withholder",
     "check_against_directory",
+    "nhs_number_digits",
     "request_id_of",
     "submitter_key",
     "text_sha256",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, get_args
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, StringConstraints
 from pydantic_core import PydanticCustomError
 
 # Identifiers travel into workflow ids, search attributes and logs, so they are restricted to
@@ -49,6 +49,38 @@ def no_control_characters(text: str) -> str:
 
 Text = AfterValidator(no_control_characters)
 NonEmptyText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), Text]
+
+NHS_NUMBER_EXPECTED = "an NHS number: 10 digits, the last its modulus 11 check digit (quote it if it starts with 0)"
+
+
+def nhs_number_digits(value: object) -> str | None:
+    """The NHS number's 10 digits (spaces and hyphens as written dropped), or None if it is not one:
+    the check digit is 11 less the sum of the first nine weighted 10 down to 2, modulo 11 (11 is 0;
+    10 makes the number invalid)."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str):
+        return None
+    digits = text.replace(" ", "").replace("-", "")
+    if len(digits) != 10 or not digits.isascii() or not digits.isdigit():
+        return None
+    check = 11 - sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True)) % 11
+    return digits if (0 if check == 11 else check) == int(digits[9]) else None
+
+
+def _nhs_number(value: object) -> str:
+    digits = nhs_number_digits(value)
+    if digits is None:  # the value is never echoed: it is personal data
+        raise PydanticCustomError("safeshare", f"subject.nhs_number: {NHS_NUMBER_EXPECTED}")
+    return digits
+
+
+# The consistent child identifier (Children Act 2004 s.16LC): personal data, held only where the
+# request's content is (encrypted), and indexed by a keyed hash only (crypto.child_index_key).
+NhsNumber = Annotated[str, BeforeValidator(_nhs_number)]
+
+# A data-sharing agreement's or DPIA's reference (ICO data sharing code, Annex B): a document
+# reference, kept plain in the record, so restricted to what such references are made of.
+AgreementRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ./:_-]{0,79}$")]
 
 Urgency = Literal["emergency", "urgent", "routine"]
 
@@ -136,3 +168,6 @@ STAGES: tuple[str, ...] = get_args(Stage)
 Outcome = Literal["pending", "shared", "partly_shared", "not_shared", "withdrawn"]
 
 DecisionKind = Literal["approve", "decline", "comment"]
+
+RecordedDecision = Literal["approve", "decline", "comment", "withdraw"]
+"""A decision as the record keeps it: a manager's, or the practitioner's withdrawal of the request."""

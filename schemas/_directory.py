@@ -64,6 +64,11 @@ class Agency(BaseModel, frozen=True, extra="forbid"):
     safeguarding_role: bool = Field(
         description="Has a statutory or recognised role in safeguarding; only such agencies may receive"
     )
+    public_authority: bool | None = Field(
+        default=None,
+        description="A public authority (UK GDPR / DPA 2018 s.7), which cannot rely on recognised legitimate "
+        "interest for its public tasks; unset: every kind but voluntary is one",
+    )
     delivery: DeliveryChannel = Field(default="inbox", description="How sealed bundles reach it")
     hpke_suite: Literal["X25519", "MLKEM768_X25519"] = Field(
         default="X25519",
@@ -72,6 +77,10 @@ class Agency(BaseModel, frozen=True, extra="forbid"):
     hpke_public_key: str = Field(description="Base64 raw public key bundles are sealed to")
     signing_public_key: str = Field(description="Base64 raw Ed25519 key its bundles are signed with")
     contacts: list[Contact] = Field(default_factory=list)
+
+    @property
+    def is_public_authority(self) -> bool:
+        return self.public_authority if self.public_authority is not None else self.kind != "voluntary"
 
     def contact(self, contact_id: str) -> Contact | None:
         return next((c for c in self.contacts if c.id == contact_id), None)

@@ -32,6 +32,15 @@ def check_against_directory(request: ShareRequest, directory: Directory) -> None
             "requested_by",
             f"a practitioner of the {'disclosing' if request.direction == 'outbound' else 'recipient'} agency",
         )
+    if request.lawful_basis == "recognised_legitimate_interest" and discloser.is_public_authority:
+        # UK GDPR Art. 6(1)(ea), from the Data (Use and Access) Act 2025: not for a public authority
+        # performing its tasks, as sharing for safeguarding is.
+        raise IntakeError(
+            "lawful_basis",
+            f"a basis other than recognised_legitimate_interest: {discloser.id} is a public authority, which "
+            "cannot rely on it in performing its public tasks (UK GDPR Art. 6(1)(ea)); public_task or "
+            "legal_obligation is expected",
+        )
     if not discloser.managers():
         raise IntakeError("disclosing_agency", "an agency with at least one manager to consult")
 

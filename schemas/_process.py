@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
 from ._common import (
     AgencyId,
+    AgreementRef,
     Category,
     ConsentStatus,
     ContactId,
@@ -28,6 +29,7 @@ from ._common import (
     Outcome,
     OverrideGround,
     PurposeCategory,
+    RecordedDecision,
     RequestId,
     SpecialCondition,
     Stage,
@@ -103,17 +105,42 @@ class OverrideAction(Signed):
     by: ContactId = Field(description="The practitioner recording the override, who signs it")
 
 
+# Optional in the models so that a decision not to share without it reaches the rules, which
+# refuse it naming the law.
+Judgement = Annotated[NonEmptyText | None, Field(
+    description="A decision not to share: the duty to share's judgement (Children Act 2004 s.16LA), why "
+    "disclosing would be more detrimental to the child than not disclosing")]
+
+
 class DecisionAction(Signed):
     ACTION, SIGNER = "decide", "manager"
     decision: DecisionKind = Field(description="approve, decline or comment")
     manager: ContactId = Field(description="The deciding manager (directory id), who signs it")
     items: list[ItemId] | None = Field(default=None, description="Approve only these items")
     reason: NonEmptyText = Field(description="Reasons, recorded whatever the decision (golden rule 7)")
+    judgement: Judgement = None
+
+
+class WithdrawAction(Signed):
+    """The practitioner decides not to share after all: a decision not to share, like a decline."""
+
+    ACTION, SIGNER = "withdraw", "by"
+    by: ContactId = Field(description="The practitioner withdrawing the request, who signs it")
+    reason: NonEmptyText = Field(description="Why the request is withdrawn (golden rule 7)")
+    judgement: Judgement = None
 
 
 class AckAction(Signed):
     ACTION, SIGNER = "acknowledge", "agency"
     agency: AgencyId = Field(description="The recipient agency acknowledging receipt, which signs it")
+
+
+class RecallAction(Signed):
+    """The discloser's manager takes back a bundle already shared (e.g. sent in error)."""
+
+    ACTION, SIGNER = "recall", "manager"
+    manager: ContactId = Field(description="A manager of the disclosing agency, who signs it")
+    reason: NonEmptyText = Field(description="Why the bundle is recalled (recorded, shown to the recipient by id only)")
 
 
 class HoldAction(Signed):
@@ -176,6 +203,13 @@ class Intake(_Frozen):
     recipient_delivery: Literal["inbox", "webhook"] | None = Field(
         default=None, description="How the recipient takes delivery; None in snapshots taken before it was kept"
     )
+
+    def tiers(self) -> list[int]:
+        """The discloser's escalation tiers, lowest (asked first) first."""
+        return sorted({tier for _, tier in self.managers})
+
+    def managers_at(self, tier: int) -> list[ContactId]:
+        return [m for m, t in self.managers if t == tier]
 
 
 class AcceptInput(_Frozen):
@@ -248,6 +282,14 @@ class PushInput(_Frozen):
     recipient_agency: AgencyId
 
 
+class Recalled(_Frozen):
+    """What a recall found: the bundle is out of the inbox either way; `downloaded` says whether the
+    recipient had taken a copy, which it must now destroy."""
+
+    downloaded: bool
+    recalled_at: datetime
+
+
 class PushResult(_Frozen):
     pushed: bool = Field(description="False when the recipient pulls from the store inbox")
     pushed_at: datetime | None = Field(default=None, description="When the receiver accepted it")
@@ -259,11 +301,14 @@ class PushResult(_Frozen):
 class DecisionEntry(_Frozen):
     at: datetime
     by: ContactId
-    decision: DecisionKind
+    decision: RecordedDecision
     kind: Literal["approval", "retrospective_review"] = "approval"
     items: list[ItemId] | None = None
     reason_sha256: str
     signature: str | None = Field(default=None, description="The manager's signature of the decision")
+    judgement_sha256: str | None = Field(
+        default=None, description="A decision not to share: the hash of its s.16LA judgement (kept as a note)"
+    )
 
 
 class _RequestFacts(_Frozen):
@@ -278,6 +323,9 @@ class _RequestFacts(_Frozen):
     requested_by: ContactId
     lawful_basis: LawfulBasis
     special_condition: SpecialCondition | None
+    agreement_ref: AgreementRef | None = Field(
+        default=None, description="The data-sharing agreement or DPIA the request cites"
+    )
 
 
 class DecisionRecord(_RequestFacts):
@@ -304,6 +352,11 @@ class DecisionRecord(_RequestFacts):
     retention_until: datetime
     deleted_at: datetime | None
     updated_at: datetime
+    recalled_at: datetime | None = Field(default=None, description="When the discloser recalled the bundle")
+    recalled_by: ContactId | None = None
+    recall_signature: str | None = Field(default=None, description="The recalling manager's signature")
+    recalled_after_download: bool | None = Field(
+        default=None, description="Whether the recipient had downloaded the bundle (and was told to destroy it)")
 
 
 class StepsInput(_Frozen):
@@ -323,6 +376,13 @@ class Awaiting(_Frozen):
     what: str = Field(description="The action awaited, e.g. manager_decision")
     from_whom: list[str] = Field(description="Directory ids of who can act")
     deadline: datetime | None = Field(description="When silence escalates; None: no deadline")
+
+
+class RecallEntry(_Frozen):
+    by: ContactId
+    signature: str | None
+    downloaded: bool
+    at: datetime
 
 
 class ShareState(_RequestFacts, frozen=False):
@@ -359,6 +419,7 @@ class ShareState(_RequestFacts, frozen=False):
     held: bool = False
     challenges: int = 0
     deleted_at: datetime | None = None
+    recall: RecallEntry | None = None
     steps: int = Field(default=0, description="Counter behind each audited step's idempotency key")
 
 
@@ -392,6 +453,7 @@ class Status(_Frozen):
     request_sha256: str | None = Field(
         default=None, description="Digest of the request's content: every signed action binds it"
     )
+    recalled_at: datetime | None = Field(default=None, description="When the discloser recalled the shared bundle")
     items_withholding_identity: list[ItemId] = Field(
         default_factory=list, description="Items in which a protected third party's name is withheld"
     )

@@ -12,11 +12,13 @@ from pydantic_core import PydanticCustomError
 from ._common import (
     SPECIAL_CATEGORIES,
     AgencyId,
+    AgreementRef,
     Category,
     ContactId,
     Direction,
     ItemId,
     LawfulBasis,
+    NhsNumber,
     NonEmptyText,
     OverrideGround,
     PurposeCategory,
@@ -70,6 +72,12 @@ class Subject(BaseModel, frozen=True, extra="forbid"):
         "on a child's safety (e.g. a parent)",
     )
     looked_after: bool = Field(default=False, description="A looked-after child: longer retention")
+    nhs_number: NhsNumber | None = Field(
+        default=None,
+        description="The child's NHS number, the consistent child identifier (Children Act 2004 s.16LC): "
+        "10 digits with a modulus 11 check digit; the recipient sees it, and the agency's requests about the "
+        "same child are found by it (`safeshare find-child`)",
+    )
 
     def check_date_of_birth(self, today: date) -> None:
         """The date of birth must fit the age group on the day of intake (never echoed in the error)."""
@@ -167,6 +175,11 @@ class ShareRequest(BaseModel, frozen=True, extra="forbid"):
     lawful_basis: LawfulBasis = Field(description="UK GDPR Art. 6 lawful basis")
     special_condition: SpecialCondition | None = Field(
         default=None, description="Art. 9 / DPA 2018 Sch. 1 condition, needed for special category items"
+    )
+    agreement_ref: AgreementRef | None = Field(
+        default=None,
+        description="The data-sharing agreement or DPIA under which the request is made (its reference, "
+        "e.g. ISA-2025-07): kept in the decision record (ICO data sharing code, Annex B)",
     )
     consent: ConsentPlan
     inform_subject: InformPlan

@@ -21,6 +21,8 @@ class UpdateName:
     ACKNOWLEDGE: Final = "acknowledge"
     LEGAL_HOLD: Final = "legal_hold"
     CHALLENGE: Final = "challenge"
+    RECALL: Final = "recall"
+    WITHDRAW: Final = "withdraw"
 
 
 class QueryName:

@@ -6,12 +6,14 @@ from ._audit import AuditReport, verify_chain
 from ._errors import ContentDestroyed, NotFound, SchemaOutOfDate, StoreError
 from ._migrate import head as schema_head
 from ._migrate import upgrade_database
+from ._pending import PendingSteps
 from ._rows import (
     AcceptedRecord,
     AuditEntry,
     AuditStep,
     ChainHead,
     Checkpoint,
+    ChildRequest,
     Delivery,
     InboxEntry,
     OutboxEntry,
@@ -26,11 +28,13 @@ __all__ = [
     "AuditStep",
     "ChainHead",
     "Checkpoint",
+    "ChildRequest",
     "ContentDestroyed",
     "Delivery",
     "InboxEntry",
     "NotFound",
     "OutboxEntry",
+    "PendingSteps",
     "SchemaOutOfDate",
     "Store",
     "StoreError",

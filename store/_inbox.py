@@ -29,7 +29,8 @@ class Inbox:
     async def entries(conn: AsyncConnection, agency: str) -> list[InboxEntry]:
         query = (
             sa.select(inbox.c.request_id, inbox.c.sender, inbox.c.bundle_sha256,
-                      inbox.c.delivered_at, inbox.c.acknowledged_at, inbox.c.destroyed_at)
+                      inbox.c.delivered_at, inbox.c.acknowledged_at, inbox.c.destroyed_at,
+                      inbox.c.downloaded_at, inbox.c.recalled_at)
             .where(inbox.c.recipient == agency)
             .order_by(inbox.c.delivered_at)
         )
@@ -37,10 +38,16 @@ class Inbox:
 
     @staticmethod
     async def mark(
-        conn: AsyncConnection, request_id: str, stamp: Literal["pushed_at", "acknowledged_at"], at: datetime
+        conn: AsyncConnection, request_id: str,
+        stamp: Literal["pushed_at", "acknowledged_at", "downloaded_at"], at: datetime,
     ) -> None:
-        """Note when the bundle was pushed (pushed_at) or acknowledged (acknowledged_at): once."""
+        """Note when the bundle was pushed, acknowledged or first downloaded: once."""
         await conn.execute(once(inbox, inbox.c.request_id == request_id, stamp, at))
+
+    @staticmethod
+    async def recall(conn: AsyncConnection, request_id: str, at: datetime) -> None:
+        """The discloser takes the bundle back: out of the inbox, whether or not it was downloaded."""
+        await conn.execute(once(inbox, inbox.c.request_id == request_id, "recalled_at", at, bundle=None))
 
     @staticmethod
     async def shred(conn: AsyncConnection, request_id: str, at: datetime) -> None:

@@ -38,10 +38,13 @@ class Outbox:
         return await fetch(conn, OutboxEntry, pending)
 
     @staticmethod
-    async def mark_sent(conn: AsyncConnection, outbox_id: int, at: datetime) -> None:
-        await conn.execute(once(outbox, outbox.c.id == outbox_id, "sent_at", at))
+    async def mark_sent(conn: AsyncConnection, dedupe_keys: list[str], at: datetime) -> None:
+        """Several notifications marked sent in one statement (a step's, once its send is done)."""
+        if dedupe_keys:
+            await conn.execute(once(outbox, outbox.c.dedupe_key.in_(dedupe_keys), "sent_at", at))
 
     @staticmethod
-    async def mark_failed(conn: AsyncConnection, outbox_id: int, at: datetime, failure: str) -> None:
+    async def mark_failed(conn: AsyncConnection, dedupe_key: str, at: datetime, failure: str) -> None:
         """The receiver refused it (e.g. HTTP 4xx): retrying will not help, so it is not retried."""
-        await conn.execute(outbox.update().where(outbox.c.id == outbox_id).values(failed_at=at, failure=failure[:200]))
+        await conn.execute(outbox.update().where(outbox.c.dedupe_key == dedupe_key).values(
+            failed_at=at, failure=failure[:200]))

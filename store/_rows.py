@@ -91,6 +91,8 @@ class Delivery:
     acknowledged_at: datetime | None = None
     destroyed_at: datetime | None = None
     pushed_at: datetime | None = None
+    downloaded_at: datetime | None = None  # the recipient's first download
+    recalled_at: datetime | None = None  # recalled by the discloser: the bundle is gone from the inbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,8 @@ class InboxEntry:
     delivered_at: datetime
     acknowledged_at: datetime | None
     destroyed_at: datetime | None
+    downloaded_at: datetime | None
+    recalled_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,3 +116,13 @@ class AcceptedRecord:
     request_id: str
     accepted_at: datetime
     body: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChildRequest:
+    """A request about the child sought, as the child index knows it: ids and the day, nothing more."""
+
+    request_id: str
+    accepted_at: datetime
+    disclosing_agency: str
+    recipient_agency: str

@@ -8,6 +8,7 @@ they are given. Where several must change together (a stage's steps, a deletion)
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -18,17 +19,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import crypto
 import database
-from schemas import Notification
+from schemas import Notification, Recalled
 
 from . import _migrate
 from ._audit import AuditReport
 from ._audit_log import AuditLog
+from ._children import ChildIndex
 from ._content import Content
+from ._errors import NotFound
 from ._inbox import Inbox
 from ._outbox import Outbox
 from ._records import Records
-from ._rows import AcceptedRecord, AuditEntry, AuditStep, Delivery, InboxEntry, OutboxEntry
-from ._tables import audit, inbox, outbox, records, request_keys
+from ._rows import AcceptedRecord, AuditEntry, AuditStep, ChildRequest, Delivery, InboxEntry, OutboxEntry
+from ._tables import audit, child_index, inbox, outbox, records, request_keys
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -82,6 +85,16 @@ class Store:
     async def put_request(self, request_id: str, plaintext: bytes, now: datetime) -> bool:
         """Store a request's content under a new data key. False if it was already stored."""
         return await self._write(self._content.create, request_id, plaintext, now)
+
+    async def index_child(
+        self, request_id: str, child_key: str, *, disclosing: str, recipient: str, at: datetime
+    ) -> None:
+        """Record the keyed hash of the request's child identifier (`crypto.child_index_key`), once."""
+        await self._write(ChildIndex.add, request_id, child_key, disclosing, recipient, at)
+
+    async def requests_about(self, child_key: str, agency: str) -> list[ChildRequest]:
+        """The requests about one child (by its identifier's keyed hash) that the agency sent or received."""
+        return await self._read(ChildIndex.find, child_key, agency)
 
     async def get_request(self, request_id: str) -> bytes:
         return await self._read(self._content.read, request_id)
@@ -154,12 +167,13 @@ class Store:
         """A step's notifications not yet sent, nor refused by their receiver."""
         return await self._read(self._outbox.unsent, request_id, step)
 
-    async def mark_sent(self, outbox_id: int, at: datetime) -> None:
-        await self._write(self._outbox.mark_sent, outbox_id, at)
+    async def mark_sent(self, dedupe_keys: list[str], at: datetime) -> None:
+        """Notifications (by their dedupe keys) marked sent, in one statement."""
+        await self._write(self._outbox.mark_sent, dedupe_keys, at)
 
-    async def mark_failed(self, outbox_id: int, at: datetime, failure: str) -> None:
+    async def mark_failed(self, dedupe_key: str, at: datetime, failure: str) -> None:
         """The receiver refused it (e.g. HTTP 4xx): retrying will not help, so it is not retried."""
-        await self._write(self._outbox.mark_failed, outbox_id, at, failure)
+        await self._write(self._outbox.mark_failed, dedupe_key, at, failure)
 
     # --- inbox ---------------------------------------------------------------------------------
 
@@ -184,6 +198,32 @@ class Store:
     async def delivery(self, request_id: str) -> Delivery | None:
         return await self._read(self._inbox.delivery, request_id)
 
+    async def download(self, request_id: str, recipient: str, by: str, at: datetime) -> Delivery | None:
+        """The recipient's bundle, its download audited (who, when) in the same transaction; None if
+        the request delivered nothing to `recipient`. A bundle destroyed or recalled comes back
+        without its bytes, and nothing is audited: nothing was downloaded."""
+        async with self._writer.begin() as conn:
+            head = await self._audit.lock_head(conn)  # first, as every appender locks it
+            row = await self._inbox.delivery(conn, request_id)
+            if row is None or row.recipient != recipient or row.bundle is None:
+                return None if row is None or row.recipient != recipient else row
+            await self._inbox.mark(conn, request_id, "downloaded_at", at)
+            step = AuditStep(step=f"downloaded-{uuid.uuid4().hex}", event="bundle_downloaded", actor=by, at=at,
+                             data={"recipient": recipient}, note=None, notices=[])
+            await self._audit.append(conn, head, request_id, [step], at)
+        return row
+
+    async def recall(self, request_id: str, at: datetime) -> Recalled:
+        """Take the bundle out of the recipient's inbox; whether they had downloaded it first, read
+        in the same transaction as downloads mark it, so the answer cannot race one."""
+        async with self._writer.begin() as conn:
+            await self._audit.lock_head(conn)  # serialises with `download`, which holds it too
+            row = await self._inbox.delivery(conn, request_id)
+            if row is None:
+                raise NotFound(f"request {request_id}: nothing was delivered")
+            await self._inbox.recall(conn, request_id, at)
+        return Recalled(downloaded=row.downloaded_at is not None, recalled_at=row.recalled_at or at)
+
     async def mark_pushed(self, request_id: str, at: datetime) -> None:
         await self._write(self._inbox.mark, request_id, "pushed_at", at)
 
@@ -191,9 +231,6 @@ class Store:
         return await self._read(self._inbox.entries, agency)
 
     # --- records -------------------------------------------------------------------------------
-
-    async def put_record(self, request_id: str, body: str, at: datetime) -> None:
-        await self._write(self._records.put, request_id, body, at)
 
     async def record(self, request_id: str) -> str | None:
         return await self._read(self._records.body, request_id)
@@ -209,10 +246,11 @@ class Store:
         async with self._writer.begin() as conn:
             await self._content.shred(conn, request_id, at)
             await self._inbox.shred(conn, request_id, at)
+            await ChildIndex.shred(conn, request_id)
 
     async def has_request(self, request_id: str) -> bool:
         async with self._engine.connect() as conn:
-            for table in (request_keys, records, inbox, outbox, audit):
+            for table in (request_keys, records, inbox, outbox, audit, child_index):
                 if await conn.scalar(sa.select(table.c.request_id).where(table.c.request_id == request_id).limit(1)):
                     return True
         return False

@@ -63,6 +63,7 @@ inbox = sa.Table(
     _blob("bundle", nullable=True), _sha256("bundle_sha256"),
     sa.Column("withheld_identities", sa.Integer, nullable=False),
     _at("delivered_at", nullable=False), _at("acknowledged_at"), _at("destroyed_at"), _at("pushed_at"),
+    _at("downloaded_at"), _at("recalled_at"),
 )
 
 outbox = sa.Table(
@@ -110,4 +111,13 @@ audit_checkpoints = sa.Table(
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
     _sha256("hash"), _at("at", nullable=False),
     sa.Column("signature", sa.String(128), nullable=False),
+)
+
+# A request's consistent child identifier (the NHS number) as a keyed hash under the deployment's
+# child index key: an agency finds its requests about one child without the store holding it.
+child_index = sa.Table(
+    "child_index", metadata,
+    _id(primary_key=True), _sha256("child_key"), _id("disclosing_agency"), _id("recipient_agency"),
+    _at("accepted_at", nullable=False),
+    sa.Index("ix_child_index_child_key", "child_key"),
 )

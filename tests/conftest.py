@@ -35,6 +35,7 @@ from schemas import (
     Signed,
     Stage,
     Status,
+    WithdrawAction,
 )
 from store import Store, upgrade_database
 from workers import (
@@ -48,6 +49,8 @@ from workers import (
     load_home,
     running_worker,
 )
+
+from .browser import browser, page  # noqa: F401 - the page tests' fixtures
 
 BIN = Path(sys.executable).parent
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -127,6 +130,9 @@ class TrackingClient(SafeshareClient):
 
     async def decide(self, request_id: str, action: DecisionAction, key: Any = AUTO) -> Status:
         return await super().decide(request_id, action, self._key(action, key))
+
+    async def withdraw(self, request_id: str, action: WithdrawAction, key: Any = AUTO) -> Status:
+        return await super().withdraw(request_id, action, self.own_key(action.signer) if key is AUTO else key)
 
     async def acknowledge(self, request_id: str, action: AckAction, key: Any = AUTO) -> Status:
         return await super().acknowledge(request_id, action, self._key(action, key))

@@ -26,7 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import crypto
 from clients import Settings, history_runs, open_codec
-from schemas import DecisionAction, HoldAction, workflow_id
+from schemas import DecisionAction, HoldAction, RecallAction, workflow_id
 from store import Store
 from workers import ACKNOWLEDGE, REVIEW, ROUTINE, SCRIPTS, ensure_demo_home, in_stage, load_home, running_worker
 
@@ -82,7 +82,8 @@ async def silence_escalates(stack: Stack) -> str:
     for _ in range(3):
         await stack.env.sleep(TWO_DAYS)
     await stack.until(rid, lambda s: s.overdue)
-    await stack.client.decide(rid, DecisionAction(decision="decline", manager="np-head", reason="late"))
+    await stack.client.decide(rid, DecisionAction(decision="decline", manager="np-head", reason="late",
+                                                      judgement="Disclosing now would do more harm than good."))
     await stack.until(rid, in_stage("retention"))
     return rid
 
@@ -91,6 +92,14 @@ async def receipt_reminded(stack: Stack) -> str:
     req = await stack.routine("receipt")
     await stack.env.sleep(timedelta(days=7))  # a reminder, then escalation
     await stack.actors.drive(req, ROUTINE, "retention")  # acknowledged late
+    return req.request_id
+
+
+async def recalled(stack: Stack) -> str:
+    req = await stack.routine("receipt")
+    action = RecallAction(manager="np-dsl", reason="sent in error")
+    await stack.client.recall(req.request_id, action, stack.client.own_key("np-dsl"))
+    await stack.until(req.request_id, in_stage("retention"))
     return req.request_id
 
 
@@ -107,6 +116,7 @@ PATHS: dict[str, Callable[[Stack], Awaitable[str]]] = {
     "emergency-review": emergency_review,
     "silence-escalates": silence_escalates,
     "receipt-reminded": receipt_reminded,
+    "recalled": recalled,
     "deleted": deleted,
 }
 

@@ -4,13 +4,15 @@ Every personal field of a request holds a unique canary string. The request runs
 lifecycle, from submission to deletion (a policy whose retention has already passed), through the
 CLI against `safeshare dev`. Then we look everywhere an attacker, an operator or a backup could:
 Temporal's raw history (fetched without the codec), search attributes and memo, the dev server's
-database file, the store's database file, the outbox, and every line the stack and the CLI wrote.
+database file, the store's database file (its child index holds the NHS number's keyed hash
+only), the outbox, and every line the stack and the CLI wrote.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import secrets
 import uuid
 from pathlib import Path
 
@@ -34,12 +36,22 @@ def canaries() -> dict[str, str]:
     return {f: f"Canary{f.title().replace('_', '')}{tag}" for f in fields}
 
 
+def canary_nhs_number() -> str:
+    """A valid NHS number (modulus 11), random: the consistent child identifier is a canary too."""
+    while True:
+        first = f"{secrets.randbelow(10**9):09d}"
+        check = 11 - sum(int(d) * w for d, w in zip(first, range(10, 1, -1), strict=True)) % 11
+        if check != 10:
+            return first + str(check % 11)
+
+
 def canary_request(c: dict[str, str], request_id: str) -> dict:
     data = yaml.safe_load((EXAMPLES / "requests" / "routine-consent.yaml").read_text())
     data.update(
         request_id=request_id,
         purpose={"category": "child_in_need_assessment", "statement": f"Needed because {c['statement']}."},
-        subject={"name": c["subject"], "date_of_birth": "2014-03-17", "looked_after": False},
+        subject={"name": c["subject"], "date_of_birth": "2014-03-17", "looked_after": False,
+                 "nhs_number": c["nhs_number"]},
         third_parties=[
             {"ref": "aunt", "name": c["third_party"], "relationship": c["relationship"]},
             {"ref": "caller", "name": c["protected"], "relationship": c["protected_rel"], "protected": True},
@@ -63,7 +75,7 @@ async def test_no_canary_leaks_anywhere_across_the_whole_lifecycle(tmp_path: Pat
     ensure_demo_home(settings)
     end_retention_at_record(settings)
 
-    c = canaries()
+    c = {**canaries(), "nhs_number": canary_nhs_number()}
     rid = f"canary-{uuid.uuid4().hex[:8]}"
     data = canary_request(c, rid)
     request = ShareRequest.model_validate(data)
@@ -88,6 +100,10 @@ async def test_no_canary_leaks_anywhere_across_the_whole_lifecycle(tmp_path: Pat
         _, content = await open_delivery(settings, read_directory(settings.directory_file), rid, recipient,
                                          crypto.AgencyKeys.load(settings.agency_key_file(recipient)))
         assert c["item_a"] in json.dumps(content) and c["protected"] not in json.dumps(content)
+        assert content["subject"]["nhs_number"] == c["nhs_number"]
+        # Positive control: the child index finds the request by the number, which it does not hold.
+        code, found = await dev.cli("find-child", "--agency", recipient, "--nhs-number", c["nhs_number"], "--json")
+        assert code == 0 and [r["request_id"] for r in json.loads(found)] == [rid], found
 
         await dev.act(request, ACKNOWLEDGE)
         final = await dev.until_stage(rid, "deleted")

@@ -248,6 +248,28 @@ async def test_failure_messages_and_stack_traces_are_encrypted_too(runner) -> No
     assert isinstance(decoded, ApplicationError) and decoded.message == "CanaryFailureMessage"
 
 
+def test_the_converter_in_a_payloads_context_keeps_every_sdk_component(runner) -> None:
+    """The codec picks the request's key by the payload's context. Our converter clones itself for
+    that context without the SDK's `dataclasses.replace` (docs/PERFORMANCE.md), so it must carry
+    over every field the SDK's DataConverter has: a field added by an SDK upgrade fails here, not
+    as a payload encoded without its context."""
+    import dataclasses
+
+    from temporalio.converter import DataConverter
+
+    _, codec = runner
+    converter = crypto.data_converter(codec)
+    context = WorkflowSerializationContext(namespace="default", workflow_id="share-r-clone")
+    cloned = converter.with_context(context)
+    assert {f.name for f in dataclasses.fields(DataConverter)} == {
+        "payload_converter_class", "payload_codec", "failure_converter_class", "payload_converter",
+        "failure_converter", "external_storage"}
+    assert cloned.payload_codec.workflow_id == "share-r-clone" and converter.payload_codec.workflow_id is None
+    for name in ("payload_converter_class", "failure_converter_class", "payload_converter", "failure_converter",
+                 "external_storage"):
+        assert getattr(cloned, name) is getattr(converter, name), name
+
+
 def test_keys_init_writes_an_owner_only_key_and_never_overwrites(tmp_path: Path, monkeypatch) -> None:
     """`safeshare keys init`: the private key in a 0600 file, the public key printed for the directory."""
     from typer.testing import CliRunner
@@ -324,6 +346,9 @@ async def test_codec_server_browser_sign_in_sets_a_session_cookie_only_for_the_r
     http, codec = codec_server
     async with http.post("/login", data={"token": "wrong"}) as r:
         assert r.status == 401
+    # Another site's page cannot sign a visitor in (login CSRF): only this server's own form may.
+    async with http.post("/login", data={"token": "the-token"}, headers={"Origin": "http://elsewhere.example"}) as r:
+        assert r.status == 403
     assert len(http.cookie_jar) == 0
     async with http.post("/login", data={"token": "the-token"}) as r:
         assert r.status == 200

@@ -166,7 +166,7 @@ def test_key_material_is_mounted_from_files_where_settings_look_for_it() -> None
     home = Settings.from_env(env_of("worker"))
     assert all(set(spec) == {"file"} for spec in COMPOSE["secrets"].values())
     expected = {"codec_ring": home.codec_ring_file, "codec_token": home.codec_token_file,
-                "store_key": home.store_key_file}
+                "store_key": home.store_key_file, "child_index_key": home.child_index_key_file}
     for service in safeshare_services():
         for secret in SERVICES[service].get("secrets", []):
             assert Path(secret["target"]) == expected[secret["source"]]
@@ -176,7 +176,7 @@ def test_key_material_is_mounted_from_files_where_settings_look_for_it() -> None
     # `SAFESHARE_HOME=secrets safeshare keys init --deployment` writes exactly the files compose mounts.
     local = Settings.from_env({"SAFESHARE_HOME": str(ROOT / "secrets")})
     files = {"codec_ring": local.codec_ring_file, "codec_token": local.codec_token_file,
-             "store_key": local.store_key_file}
+             "store_key": local.store_key_file, "child_index_key": local.child_index_key_file}
     assert {k: (ROOT / v["file"]).resolve() for k, v in COMPOSE["secrets"].items()} == files
     # Passwords come from the environment (.env), never written into the file.
     text = (ROOT / "docker-compose.yml").read_text()

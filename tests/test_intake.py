@@ -69,6 +69,15 @@ REJECTIONS = {
                                            "request_id: an opaque reference without a date"),
     "request_id_holding_a_compact_date": ({"request_id": "case-09072014"}, "request_id: an opaque reference"),
     "request_id_in_upper_case": ({"request_id": "Case-ABC-1"}, "request_id: String should match pattern"),
+    # The consistent child identifier: a mistyped NHS number is refused, never echoed.
+    "nhs_number_with_a_wrong_check_digit": (_subject(TODAY - timedelta(days=3 * 365), nhs_number="9434765918"),
+                                            "subject.nhs_number: an NHS number: 10 digits"),
+    # Art. 6(1)(ea) is not for a public authority's public tasks; the school is one.
+    "recognised_legitimate_interest_by_a_public_authority": (
+        {"lawful_basis": "recognised_legitimate_interest"},
+        "lawful_basis: a basis other than recognised_legitimate_interest: northfield-primary is a public authority"),
+    "agreement_ref_holding_a_line_break": ({"agreement_ref": f"ISA\n{CANARY_TEXT}"},
+                                           "agreement_ref: String should match pattern"),
 }
 
 
@@ -105,7 +114,8 @@ async def test_invalid_request_is_rejected_naming_the_field(stack: Stack, tmp_pa
     assert code == 2, output
     assert expected in output
     assert CANARY_NAME not in output and CANARY_TEXT not in output
-    for value in (data["subject"]["date_of_birth"], *(i["recorded_on"] for i in data["items"])):
+    nhs_number = data["subject"].get("nhs_number") or CANARY_NAME
+    for value in (data["subject"]["date_of_birth"], nhs_number, *(i["recorded_on"] for i in data["items"])):
         assert str(value) not in output  # a date of birth is personal data: never echoed
     await assert_nothing_started(stack, data["request_id"])
 

@@ -172,7 +172,8 @@ async def test_manager_silence_escalates_tier_by_tier_then_overdue_never_approve
     assert ("manager_escalated", "np-head") in kinds and ("manager_escalated", "np-trust-safeguarding") in kinds
     assert ("decision_overdue", "np-dpo") in kinds
     # A decision still ends the wait and clears the flag.
-    await stack.client.decide(rid, DecisionAction(decision="decline", manager="np-head", reason="late"))
+    await stack.client.decide(rid, DecisionAction(decision="decline", manager="np-head", reason="late",
+                                                      judgement="Disclosing now would do more harm than good."))
     status = await stack.until(rid, in_stage("retention"))
     assert not status.overdue and status.outcome == "not_shared"
 

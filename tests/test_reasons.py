@@ -56,7 +56,8 @@ async def test_a_decline_shows_its_reason_beside_its_matching_hash(stack: Stack)
     # The record's hash altered (or the note): the reader is told the two disagree.
     body = json.loads(await stack.store.record(rid))
     body["decisions"][0]["reason_sha256"] = text_sha256("something else")
-    await stack.store.put_record(rid, json.dumps(body), await stack.env.get_current_time())
+    now = await stack.env.get_current_time()
+    await stack.store.record_steps(rid, [], record=(json.dumps(body), now), now=now)
     view, text = await records(stack, rid)
     assert view["decisions"][0]["reason_matches"] is False
     assert "reason does not match its recorded hash" in text

@@ -73,7 +73,8 @@ async def test_export_selects_requests_by_the_day_they_were_accepted(stack: Stac
     req = await stack.request("police-inbound-declined")
     await stack.client.submit(req)
     await stack.until(req.request_id, lambda s: s.stage == "manager_review")
-    await stack.store.put_record(req.request_id, "{}", await stack.env.get_current_time())  # a record exists
+    now = await stack.env.get_current_time()
+    await stack.store.record_steps(req.request_id, [], record=("{}", now), now=now)  # a record exists
     today = (await stack.env.get_current_time()).date()
     code, out, _ = await cli(stack, "records", "export", "--from", (today + timedelta(days=1)).isoformat(),
                              "--to", (today + timedelta(days=9)).isoformat(), "--json")

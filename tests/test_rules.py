@@ -28,6 +28,7 @@ from schemas import (
     Receipt,
     ShareState,
     StagePolicy,
+    WithdrawAction,
 )
 from workflows._rules import (
     CLOCK_SKEW,
@@ -38,6 +39,7 @@ from workflows._rules import (
     check_decision,
     check_hold,
     check_override,
+    check_withdrawal,
     decision_made,
 )
 
@@ -95,6 +97,12 @@ RECEIPT = Receipt(bundle_sha256="0" * 64, delivered_at=NOW - DAY, withheld_ident
 APPROVE = DecisionAction(decision="approve", manager="np-dsl", reason="proportionate")
 OVERRIDE = OverrideAction(ground="would_increase_risk_to_child", reason="risk", by="np-teacher")
 ACK = AckAction(agency=RECIPIENT)
+DECLINE = DecisionAction(decision="decline", manager="np-dsl", reason="not proportionate",
+                         judgement="more harm in disclosing")
+WITHDRAW = WithdrawAction(by="np-teacher", reason="resolved in school", judgement="more harm in disclosing")
+JUDGEMENT_NEEDED = ("judgement: a decision not to share records the duty to share's judgement (Children Act 2004 "
+                    "s.16LA), why disclosing would be more detrimental to the child than not disclosing "
+                    "(--judgement)")
 
 
 # --- consent ---------------------------------------------------------------------------------
@@ -248,7 +256,7 @@ def test_a_decision_is_taken_once_in_its_stage_while_a_comment_is_welcome_until_
 def test_only_an_approval_before_sharing_names_items_and_only_this_requests_items() -> None:
     check_decision(state(), signed(APPROVE.model_copy(update={"items": ["attendance"]})), NOW)
     named = "items: only an approval before sharing names items"
-    decline = APPROVE.model_copy(update={"decision": "decline", "items": ["attendance"]})
+    decline = DECLINE.model_copy(update={"items": ["attendance"]})
     assert refusal(check_decision, state(), signed(decline), NOW) == named
     review = state(stage="retrospective_review")
     assert refusal(check_decision, review, signed(APPROVE.model_copy(update={"items": ["attendance"]})), NOW) == named
@@ -264,7 +272,7 @@ def test_without_consent_an_approval_needs_a_recorded_override(consent: str) -> 
         f"request {RID}: consent {consent}; approval needs a recorded safeguarding override on a lawful "
         "ground (`safeshare override`)")
     check_decision(state(consent=consent, override_ground="would_cause_harmful_delay"), signed(APPROVE), NOW)
-    check_decision(state(consent=consent), signed(APPROVE.model_copy(update={"decision": "decline"})), NOW)
+    check_decision(state(consent=consent), signed(DECLINE), NOW)
 
 
 def test_an_item_that_cannot_be_withheld_is_never_approved_nor_hidden_in_an_approve_all() -> None:
@@ -280,7 +288,45 @@ def test_an_item_that_cannot_be_withheld_is_never_approved_nor_hidden_in_an_appr
     assert refusal(check_decision, unsafe, signed(APPROVE), NOW) == (
         "items incident, address: mention a protected person in a way that cannot be withheld automatically; "
         "decline")
-    check_decision(unsafe, signed(APPROVE.model_copy(update={"decision": "decline"})), NOW)
+    check_decision(unsafe, signed(DECLINE), NOW)
+
+
+# --- the duty to share (Children Act 2004 s.16LA) ----------------------------------------------
+
+
+def test_a_decline_before_sharing_is_refused_without_the_duty_to_share_judgement() -> None:
+    """s.16LA: a decision not to share records that disclosing would be more detrimental to the
+    child than not disclosing; only such a decision records one."""
+    check_decision(state(), signed(DECLINE), NOW)
+    bare = DECLINE.model_copy(update={"judgement": None})
+    assert refusal(check_decision, state(), signed(bare), NOW) == JUDGEMENT_NEEDED
+    only = "judgement: only a decision not to share (a decline before sharing) records one"
+    assert refusal(check_decision, state(), signed(APPROVE.model_copy(update={"judgement": "x"})), NOW) == only
+    # A retrospective review's concerns come after sharing: not a decision not to share.
+    review = state(stage="retrospective_review")
+    check_decision(review, signed(bare), NOW)
+    assert refusal(check_decision, review, signed(DECLINE), NOW) == only
+
+
+def test_a_practitioner_withdraws_before_the_decision_signed_with_the_judgement() -> None:
+    """A withdrawal is a decision not to share: the discloser's practitioner's, signed, with the
+    s.16LA judgement, and only while nothing is decided or sent."""
+    for stage in ("consent", "manager_review"):
+        check_withdrawal(state(stage=stage), signed(WITHDRAW), NOW)
+    bare = WITHDRAW.model_copy(update={"judgement": None})
+    assert refusal(check_withdrawal, state(), signed(bare), NOW) == JUDGEMENT_NEEDED
+    assert refusal(check_withdrawal, state(), WITHDRAW, NOW) == (
+        "withdrawal: unsigned; np-teacher signs it with their key (--key)")
+    assert refusal(check_withdrawal, state(), WithdrawAction(by="cs-front-door", reason="x", judgement="y"), NOW) == (
+        f"by: cs-front-door is not a contact of {DISCLOSER} or the requester")
+    decided = state(decisions=[DecisionEntry(at=NOW, by="np-dsl", decision="approve", reason_sha256="0" * 64)])
+    for late in (decided, state(stage="receipt", receipt=RECEIPT), state(stage="retention")):
+        assert refusal(check_withdrawal, late, signed(WITHDRAW), NOW) == (
+            f"request {RID}: a request is withdrawn before its decision is made (stage: {late.stage})")
+    withdrawn = state(decisions=[DecisionEntry(at=NOW, by="np-teacher", decision="withdraw", reason_sha256="0" * 64)])
+    assert decision_made(withdrawn, "manager_review")
+    assert refusal(check_decision, withdrawn, signed(DECLINE), NOW) == (
+        f"request {RID} is not awaiting a manager decision (stage: manager_review)")
 
 
 # --- acknowledgement -------------------------------------------------------------------------

@@ -307,9 +307,9 @@ async def test_keys_init_deployment_writes_the_deployment_keys_once(tmp_path: Pa
         SAFESHARE, "keys", "init", "--deployment", env={**os.environ, "SAFESHARE_HOME": str(tmp_path)},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     output, _ = await proc.communicate()
-    assert proc.returncode == 0 and output.count(b"written:") == 6, output
+    assert proc.returncode == 0 and output.count(b"written:") == 7, output
     ring = (tmp_path / "keys" / "codec-ring.json").read_bytes()
-    for name in ("store.key", "codec-ring.json", "codec-token", "audit.key", "webhook.key"):
+    for name in ("store.key", "codec-ring.json", "codec-token", "audit.key", "webhook.key", "child-index.key"):
         assert oct((tmp_path / "keys" / name).stat().st_mode & 0o777) == "0o600"
     assert (tmp_path / "keys" / "audit.pub").read_text().strip()  # public: for auditors
     assert create_deployment_keys(Settings.from_env({"SAFESHARE_HOME": str(tmp_path)})) == []

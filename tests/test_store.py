@@ -109,7 +109,7 @@ async def test_a_step_is_recorded_once_with_its_notifications(store: Store) -> N
     assert [r.seq for r in await store.audit_trail("r-1")] == [1]
     unsent = await store.unsent("r-1", "00001-asked")
     assert [r.to_contact for r in unsent] == ["np-dsl"]
-    await store.mark_sent(unsent[0].id, T0)
+    await store.mark_sent([unsent[0].dedupe_key], T0)
     assert await store.unsent("r-1", "00001-asked") == []
     assert (await store.outbox_for("r-1"))[0].sent_at == T0
 
@@ -147,8 +147,8 @@ async def test_delivery_happens_once_and_records_upsert(store: Store) -> None:
     await store.mark_pushed("r-1", T0)
     await store.mark_pushed("r-1", T0 + timedelta(hours=1))
     assert (await store.delivery("r-1")).pushed_at == T0
-    await store.put_record("r-1", '{"v": 1}', T0)
-    await store.put_record("r-1", '{"v": 2}', T0)
+    await store.record_steps("r-1", [], record=('{"v": 1}', T0), now=T0)
+    await store.record_steps("r-1", [], record=('{"v": 2}', T0), now=T0)
     assert await store.record("r-1") == '{"v": 2}'
 
 
@@ -156,7 +156,7 @@ async def test_records_are_selected_by_the_day_their_request_was_accepted(store:
     for rid, day in (("r-early", 1), ("r-in", 10), ("r-late", 20)):
         at = datetime(2026, 3, day, 23, 59, tzinfo=UTC)
         await store.put_request(rid, b"x", at)
-        await store.put_record(rid, f'"{rid}"', at)
+        await store.record_steps(rid, [], record=(f'"{rid}"', at), now=at)
     rows = await store.records_accepted(datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 20, tzinfo=UTC))
     assert [r.body for r in rows] == ['"r-in"']
 

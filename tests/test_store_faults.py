@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -19,9 +20,12 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from clients import Settings
-from store import upgrade_database
+import crypto
+from clients import Refused, Settings
+from schemas import DecisionAction
+from store import AuditStep, PendingSteps, Store, upgrade_database
 from workers import APPROVE, CONSENT_GIVEN, ensure_demo_home, eventually
+from workers._refusals import Refusal, recording_refusals
 
 from .conftest import PG_URL, Stack, fresh_postgres_database, open_stack, require_postgres
 from .test_dev_server import free_port
@@ -69,24 +73,31 @@ class Proxy:
         await self.server.wait_closed()
 
 
-@pytest.fixture
-async def proxied(
-    postgres: str | None, tmp_path: Path, env: WorkflowEnvironment
-) -> AsyncIterator[tuple[Stack, Proxy, str]]:
+@contextlib.asynccontextmanager
+async def proxied_database(postgres: str | None) -> AsyncIterator[tuple[Proxy, str, str]]:
+    """A fresh PostgreSQL database at the current schema, behind a proxy: the proxy, the URL through
+    it, and the direct URL (asyncpg's form)."""
     require_postgres(postgres)
     async with fresh_postgres_database(PG_URL) as url:
         await upgrade_database(url)
         proxy = Proxy(int(PG_URL.rsplit(":", 1)[1]))
         await proxy.start()
         server, name = url.rsplit("/", 1)
-        through = f"{server.rsplit(':', 1)[0]}:{proxy.port}/{name}"
-        settings = Settings.from_env({"SAFESHARE_HOME": str(tmp_path / "home"), "SAFESHARE_DATABASE_URL": through})
-        ensure_demo_home(settings)
         try:
-            async with open_stack(env, settings) as stack:
-                yield stack, proxy, url.replace("+asyncpg", "")
+            yield proxy, f"{server.rsplit(':', 1)[0]}:{proxy.port}/{name}", url.replace("+asyncpg", "")
         finally:
             await proxy.stop()
+
+
+@pytest.fixture
+async def proxied(
+    postgres: str | None, tmp_path: Path, env: WorkflowEnvironment
+) -> AsyncIterator[tuple[Stack, Proxy, str]]:
+    async with proxied_database(postgres) as (proxy, through, direct):
+        settings = Settings.from_env({"SAFESHARE_HOME": str(tmp_path / "home"), "SAFESHARE_DATABASE_URL": through})
+        ensure_demo_home(settings)
+        async with open_stack(env, settings) as stack:
+            yield stack, proxy, direct
 
 
 async def attempts(stack: Stack, request_id: str) -> int:
@@ -161,3 +172,59 @@ async def test_a_stored_model_that_no_longer_validates_fails_at_once_without_quo
     assert failed.value.non_retryable and failed.value.type == "InvalidModel"
     assert "request_id" in failed.value.message and "at" in failed.value.message
     assert canary.upper() not in failed.value.message and "input" not in failed.value.message
+
+
+def kept(pending: PendingSteps) -> Callable[[], Awaitable[int]]:
+    async def count() -> int:
+        return pending.count()
+    return count
+
+
+async def test_an_action_refused_while_the_database_is_down_is_audited_once_it_is_back(proxied) -> None:
+    """Every refused attempt reaches the audit log: written down on disk as it is refused, appended
+    once the store answers again, never lost to the outage."""
+    stack, proxy, _ = proxied
+    req = await stack.routine("manager_review")
+    rid = req.request_id
+    pending = PendingSteps(stack.settings.pending_dir)
+
+    proxy.down()
+    unsigned = DecisionAction(decision="approve", manager="np-dsl", reason="proportionate")
+    with pytest.raises(Refused, match="decision: unsigned"):
+        await stack.client.decide(rid, unsigned, key=None)
+    assert pending.count() == 1  # on disk before the actor was answered
+
+    proxy.up()
+    await eventually(f"request {rid}: the refusal appended", kept(pending), lambda n: n == 0, timeout=60)
+    refused = [e for e in await stack.store.audit_trail(rid) if e.event == "action_refused"]
+    assert [(e.actor, json.loads(e.data)["action"]) for e in refused] == [("np-dsl", "decide")]
+
+
+async def test_refusals_a_stopped_worker_could_not_append_are_appended_when_it_starts_again(
+    postgres: str | None, tmp_path: Path,
+) -> None:
+    """A worker that stops while the store is down leaves its refusals on disk (owner-only); the
+    next one appends them first, each once, however often it is tried."""
+    async with proxied_database(postgres) as (proxy, through, _):
+        store = await Store.open(through, crypto.new_key())
+        pending = PendingSteps(tmp_path / "pending")
+        refusal = Refusal("share-r-stopped", "update-1", "decide", "np-dsl", "decision: unsigned")
+        try:
+            proxy.down()
+            async with recording_refusals(store, pending) as recorder:
+                recorder._report(refusal)  # what the interceptor does as a validator refuses
+                recorder._report(refusal)  # the same refusal seen twice (a retried workflow task)
+            assert pending.count() == 1
+            [file] = (tmp_path / "pending").glob("*.json")
+            assert file.stat().st_mode & 0o777 == 0o600 and file.parent.stat().st_mode & 0o777 == 0o700
+
+            proxy.up()
+            async with recording_refusals(store, pending):
+                await eventually("the kept refusal appended", kept(pending), lambda n: n == 0, timeout=60)
+            pending.keep("r-stopped", AuditStep(step="refused-update-1", event="action_refused", actor="np-dsl",
+                                                at=datetime.now(UTC), data={}, note=None, notices=[]))
+            await pending.flush(store, datetime.now(UTC))  # appended again after a crash: a no-op
+            trail = await store.audit_trail("r-stopped")
+            assert [(e.step, e.actor) for e in trail] == [("refused-update-1", "np-dsl")]
+        finally:
+            await store.close()

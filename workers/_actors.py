@@ -68,6 +68,7 @@ class Step:
     items: tuple[str, ...] | None = None  # approve only these; None: all
     ground: OverrideGround = "would_increase_risk_to_child"
     reason: str = ""
+    judgement: str = ""  # a decline's s.16LA judgement
 
     @property
     def name(self) -> str:
@@ -92,7 +93,8 @@ class Step:
                 return OverrideAction(ground=self.ground, reason=self.reason, by=by)
             case "decide":
                 items = list(self.items) if self.items is not None else None
-                return DecisionAction(decision=self.decision, manager=by, items=items, reason=self.reason)
+                return DecisionAction(decision=self.decision, manager=by, items=items, reason=self.reason,
+                                      judgement=self.judgement or None)
         return AckAction(agency=by)
 
     def argv(self, request_id: str, cast: Cast, settings: Settings) -> list[str]:
@@ -106,6 +108,7 @@ class Step:
                 return ["override", request_id, "--ground", self.ground, "--reason", self.reason, "--by", by, *key]
             case "decide":
                 items = ["--items", ",".join(self.items)] if self.items is not None else []
+                items += ["--judgement", self.judgement] if self.judgement else []
                 return ["decide", request_id, f"--{self.decision}", "--manager", by, "--reason", self.reason,
                         *items, *key]
         return ["ack", request_id, "--agency", by, "--key", str(settings.agency_key_file(by))]
@@ -131,7 +134,9 @@ CONSENT_REFUSED = Step("consent", ("consent",), consent="refused")
 OVERRIDE = Step("override", ("manager_review",), reason="Risk of serious harm outweighs refusal.")
 APPROVE = Step("decide", ("manager_review",), reason="Proportionate.")
 DECLINE = Step("decide", ("manager_review",), decision="decline",
-               reason="Not necessary or proportionate for the stated purpose.")
+               reason="Not necessary or proportionate for the stated purpose.",
+               judgement="Disclosing the whole pastoral record would harm the child's trust in school, the one "
+                         "safe adult setting, more than withholding it would protect them.")
 REVIEW = Step("decide", ("retrospective_review",), reason="Immediate risk justified sharing.")
 # An emergency share is delivered before its review: the recipient may acknowledge it at once.
 ACKNOWLEDGE = Step("acknowledge", ("receipt", "retrospective_review"))

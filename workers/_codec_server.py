@@ -31,14 +31,16 @@ log = structlog.get_logger("safeshare.codec_server")
 COOKIE = "safeshare_codec"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_LOGIN_PAGE = """<!doctype html><meta charset="utf-8"><title>Safeshare codec server</title>
-<body style="font-family:sans-serif;max-width:36em;margin:3em auto">
-<h1>Safeshare codec server</h1>
+_LOGIN_PAGE = """<!doctype html><html lang="en"><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Safeshare codec server</title>
+<body style="font-family:sans-serif;max-width:36em;margin:3em auto;padding:0 1em">
+<main><h1>Safeshare codec server</h1>
 <p>Paste the operator token (<code>safeshare keys token</code>) to let this browser's Temporal
 Web UI decode payloads. Then, in the UI: Settings (the codec icon) &rarr; check
 <em>Include cross-origin credentials</em>.</p>
-<form method="post" action="/login"><input name="token" type="password" size="50" autofocus>
-<button>Sign in</button></form>"""
+<form method="post" action="/login"><label for="token">Operator token</label><br>
+<input id="token" name="token" type="password" size="50" autocomplete="off" autofocus>
+<button>Sign in</button></form></main></html>"""
 
 
 def _session(token: str) -> str:
@@ -59,7 +61,9 @@ def create_app(codec: crypto.EncryptionCodec, token: str, ui_origins: tuple[str,
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         origin = request.headers.get("Origin")
-        if origin is not None and origin not in origins:
+        # The sign-in page's own form posts from this server's origin, as a browser says it does.
+        own_form = request.path == "/login" and origin == f"{request.scheme}://{request.host}"
+        if origin is not None and origin not in origins and not own_form:
             log.warning("codec_refused", reason="origin", path=request.path)
             return web.Response(status=403, text="forbidden")
         if request.method == "OPTIONS":  # CORS preflight: nothing decoded, no token needed
@@ -69,7 +73,7 @@ def create_app(codec: crypto.EncryptionCodec, token: str, ui_origins: tuple[str,
         else:
             log.warning("codec_refused", reason="unauthorised", path=request.path)
             response = web.Response(status=401, text="unauthorised", headers={"WWW-Authenticate": "Bearer"})
-        if origin is not None:
+        if origin in origins:
             response.headers.update({
                 "Access-Control-Allow-Origin": origin,
                 "Access-Control-Allow-Credentials": "true",

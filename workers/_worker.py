@@ -28,7 +28,7 @@ from activities import (
 )
 from clients import Settings, Unavailable, open_store, open_vault, opened
 from schemas import TASK_QUEUE
-from store import Store, StoreError
+from store import PendingSteps, Store, StoreError
 from workflows import ShareRequestWorkflow
 
 from ._home import agency_keys, load_home
@@ -115,7 +115,7 @@ async def running_worker(
         opened(open_vault(settings)) as vault,
         _on_stop(store, task_queue),
         beside(_checkpoint_every(store, settings.checkpoint_interval)),
-        recording_refusals(store) as refusals,
+        recording_refusals(store, PendingSteps(settings.pending_dir)) as refusals,
     ):
         worker = Worker(
             client,
@@ -123,7 +123,8 @@ async def running_worker(
             workflows=[ShareRequestWorkflow],
             activities=worker_activities(store=store, directory=directory, policy=policy,
                                          agency_keys=agency_keys(settings), history_keys=vault,
-                                         channels=channels(settings)),
+                                         channels=channels(settings),
+                                         child_index_secret=crypto.read_secret(settings.child_index_key_file)),
             interceptors=[refusals, BindActivityContext(), StoreFailures()],
             workflow_runner=RUNNER,
             deployment_config=versioning,

@@ -10,9 +10,11 @@ from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError
 
 from . import _rules as rules
+from ._options import STEP
 from ._steps import StageRecords
 
 with workflow.unsafe.imports_passed_through():
+    from activities import DeliveryActivities
     from schemas import (
         AckAction,
         ChallengeAction,
@@ -23,11 +25,15 @@ with workflow.unsafe.imports_passed_through():
         Notice,
         OverrideAction,
         QueryName,
+        RecallAction,
+        RecallEntry,
+        RequestAt,
         SearchKey,
         ShareState,
         Signed,
         Status,
         UpdateName,
+        WithdrawAction,
         text_sha256,
     )
 
@@ -68,6 +74,7 @@ class ActorActions:
             approved_items=s.approved_items, acknowledged_at=s.acknowledged_at, held=s.held,
             retention_until=s.intake.retention_until if s.intake else None, deleted_at=s.deleted_at,
             request_sha256=s.request_sha256,
+            recalled_at=s.recall.at if s.recall else None,
             items_withholding_identity=[i.id for i in items if i.withholds_identity],
             items_needing_manual_redaction=[i.id for i in items if i.needs_manual_redaction],
         )
@@ -105,10 +112,11 @@ class ActorActions:
     async def decide(self, action: DecisionAction) -> Status:
         s = self._s
         assert s.intake is not None  # the rules accept no decision before intake
-        kind = "retrospective_review" if s.stage == "retrospective_review" else "approval"
+        kind = rules.decision_kind(s.stage)
         s.decisions.append(DecisionEntry(
             at=workflow.now(), by=action.manager, decision=action.decision, kind=kind,
-            items=action.items, reason_sha256=text_sha256(action.reason), signature=action.signature))
+            items=action.items, reason_sha256=text_sha256(action.reason), signature=action.signature,
+            judgement_sha256=text_sha256(action.judgement) if action.judgement else None))
         notices = []
         if action.decision == "approve" and kind == "approval":
             s.approved_items = action.items or [i.id for i in s.intake.items]
@@ -123,11 +131,37 @@ class ActorActions:
         self._records.add_step(f"manager_{action.decision}", actor=action.manager,
                                data={"stage": kind, "items": len(action.items or [])},
                                note=action.reason, notices=notices)
+        self._add_judgement(action.manager, action.judgement)
         return await self._answer_once_stored()
 
     @decide.validator
     def _validate_decision(self, action: DecisionAction) -> None:
         _allowed(rules.check_decision, self._s, action, workflow.now())
+
+    @workflow.update(name=UpdateName.WITHDRAW)
+    async def withdraw(self, action: WithdrawAction) -> Status:
+        """A decision not to share, the practitioner's: the run's wait ends, nothing is sent."""
+        s = self._s
+        assert s.intake is not None and action.judgement is not None  # the rules refuse otherwise
+        s.decisions.append(DecisionEntry(
+            at=workflow.now(), by=action.by, decision="withdraw", reason_sha256=text_sha256(action.reason),
+            signature=action.signature, judgement_sha256=text_sha256(action.judgement)))
+        s.declined, s.outcome = True, "withdrawn"
+        # Whoever is awaited (the practitioner for consent, or the managers) is told it is over.
+        awaited = [m for m, _ in s.intake.managers] if s.stage == "manager_review" else [s.requested_by]
+        self._records.add_step("request_withdrawn", actor=action.by, note=action.reason,
+                               notices=[Notice(to=sorted({*awaited, s.requested_by}), kind="request_withdrawn")])
+        self._add_judgement(action.by, action.judgement)
+        return await self._answer_once_stored()
+
+    @withdraw.validator
+    def _validate_withdrawal(self, action: WithdrawAction) -> None:
+        _allowed(rules.check_withdrawal, self._s, action, workflow.now())
+
+    def _add_judgement(self, by: str, judgement: str | None) -> None:
+        """The s.16LA judgement of a decision not to share: its own step, so its note is its text."""
+        if judgement is not None:  # only decisions not to share carry one (the rules see to it)
+            self._records.add_step("duty_to_share_judgement", actor=by, note=judgement)
 
     @workflow.update(name=UpdateName.ACKNOWLEDGE)
     async def acknowledge(self, action: AckAction) -> Status:
@@ -158,14 +192,36 @@ class ActorActions:
     def _validate_hold(self, action: HoldAction) -> None:
         _allowed(rules.check_hold, self._s, action, workflow.now())
 
+    @workflow.update(name=UpdateName.RECALL)
+    async def recall(self, action: RecallAction) -> Status:
+        """The discloser's manager takes a shared bundle back: out of the recipient's inbox, and a
+        recipient who had downloaded it is told to destroy every copy. Recorded either way."""
+        s = self._s
+        assert s.intake is not None
+        # Claimed before the activity runs, so a second recall meanwhile is refused by the rules.
+        s.recall = RecallEntry(by=action.manager, signature=action.signature, downloaded=False, at=workflow.now())
+        recalled = await workflow.execute_activity_method(
+            DeliveryActivities.recall_bundle, RequestAt(request_id=s.request_id, at=workflow.now()), **STEP)
+        s.recall = s.recall.model_copy(update={"downloaded": recalled.downloaded, "at": recalled.recalled_at})
+        asks = ("destroy every copy of the recalled bundle, and tell the discloser you have" if recalled.downloaded
+                else "nothing: the bundle was taken out of your inbox before it was downloaded")
+        self._records.add_step("bundle_recalled", actor=action.manager, data={"downloaded": recalled.downloaded},
+                               note=action.reason, notices=[Notice(
+                                   to=s.intake.recipient_contacts, kind="bundle_recalled", awaiting=asks)])
+        self._records.add_decision_record()
+        return await self._answer_once_stored()
+
+    @recall.validator
+    def _validate_recall(self, action: RecallAction) -> None:
+        _allowed(rules.check_recall, self._s, action, workflow.now())
+
     @workflow.update(name=UpdateName.CHALLENGE)
     async def challenge(self, action: ChallengeAction) -> Status:
         s = self._s
         assert s.intake is not None
         s.challenges += 1
         self._signed(action)
-        first = min(t for _, t in s.intake.managers)
-        tier1 = [m for m, t in s.intake.managers if t == first]
+        tier1 = s.intake.managers_at(s.intake.tiers()[0])
         notice = Notice(to=tier1 + s.intake.dpo, kind="challenge_recorded",
                         awaiting="consideration of the subject's challenge")
         self._records.add_step("challenge_recorded", actor=action.by, data=_signature(action), note=action.text,

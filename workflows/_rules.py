@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Literal
 
 from temporalio import workflow
 
@@ -23,22 +24,36 @@ with workflow.unsafe.imports_passed_through():
         DecisionAction,
         HoldAction,
         OverrideAction,
+        RecallAction,
         ShareState,
         Signed,
         Stage,
+        WithdrawAction,
     )
 
 # Signers' clocks may run a little ahead of the server's.
 CLOCK_SKEW = timedelta(minutes=5)
 
 
+# The duty to share (Children Act 2004 s.16LA, inserted by the Children's Wellbeing and Schools Act
+# 2026): disclose unless disclosing would be more detrimental to the child than not disclosing.
+JUDGEMENT_NEEDED = ("judgement: a decision not to share records the duty to share's judgement (Children Act "
+                    "2004 s.16LA), why disclosing would be more detrimental to the child than not disclosing "
+                    "(--judgement)")
+
+
 class Refusal(Exception):
     """An action the rules do not allow now; the message says which rule, for the actor."""
 
 
+def decision_kind(stage: Stage) -> Literal["approval", "retrospective_review"]:
+    """What a manager's decision at this stage is: a retrospective review, or the approval (or not)."""
+    return "retrospective_review" if stage == "retrospective_review" else "approval"
+
+
 def decision_made(s: ShareState, stage: Stage) -> bool:
     """Whether the stage's decision (an approval or decline; a retrospective review) is recorded."""
-    kind = "retrospective_review" if stage == "retrospective_review" else "approval"
+    kind = decision_kind(stage)
     return any(d.kind == kind and d.decision != "comment" for d in s.decisions)
 
 
@@ -93,11 +108,29 @@ def check_decision(s: ShareState, action: DecisionAction, now: datetime) -> None
         known = {i.id for i in s.intake.items} if s.intake else set()
         if not action.items or not set(action.items) <= known:
             raise Refusal(f"items: item ids of this request, from {sorted(known)}")
+    not_sharing = action.decision == "decline" and s.stage == "manager_review"
+    if not_sharing and action.judgement is None:
+        raise Refusal(JUDGEMENT_NEEDED)
+    if action.judgement is not None and not not_sharing:
+        raise Refusal("judgement: only a decision not to share (a decline before sharing) records one")
     if approval and s.consent in ("refused", "withdrawn", "timed_out") and s.override_ground is None:
         raise Refusal(f"request {s.request_id}: consent {s.consent}; approval needs a recorded "
                       "safeguarding override on a lawful ground (`safeshare override`)")
     if approval:
         _check_withholding(s, action.items)
+
+
+def check_withdrawal(s: ShareState, action: WithdrawAction, now: datetime) -> None:
+    """A practitioner of the discloser may decide not to share after all, before the decision is
+    made: signed, with reasons and the s.16LA judgement, like a decline (golden rule 7)."""
+    _check_discloser(s, action.by, "by")
+    _check_not_deleted(s)
+    _check_signature(s, action, "withdrawal", [d.signature for d in s.decisions], now)
+    if s.stage not in ("consent", "manager_review") or decision_made(s, "manager_review"):
+        raise Refusal(f"request {s.request_id}: a request is withdrawn before its decision is made "
+                      f"(stage: {s.stage})")
+    if action.judgement is None:
+        raise Refusal(JUDGEMENT_NEEDED)
 
 
 def check_acknowledgement(s: ShareState, action: AckAction, now: datetime) -> None:
@@ -108,6 +141,19 @@ def check_acknowledgement(s: ShareState, action: AckAction, now: datetime) -> No
         raise Refusal(f"request {s.request_id}: no bundle awaits acknowledgement")
     if s.acknowledged_at is not None:
         raise Refusal(f"request {s.request_id}: already acknowledged")
+
+
+def check_recall(s: ShareState, action: RecallAction, now: datetime) -> None:
+    """Only the discloser's chain takes back what it shared, signed, once."""
+    managers = [m for m, _ in s.intake.managers] if s.intake else []
+    if action.manager not in managers:
+        raise Refusal(f"manager {action.manager} is not in the escalation chain of {s.disclosing_agency}")
+    _check_not_deleted(s)
+    _check_signature(s, action, "recall", [s.recall.signature if s.recall else None], now)
+    if s.receipt is None:
+        raise Refusal(f"request {s.request_id}: nothing has been shared, so nothing can be recalled")
+    if s.recall is not None:
+        raise Refusal(f"request {s.request_id}: the bundle is already recalled")
 
 
 def check_hold(s: ShareState, action: HoldAction, now: datetime) -> None:

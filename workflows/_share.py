@@ -61,7 +61,7 @@ class ShareRequestWorkflow(ActorActions):
                 request_id=r.request_id, direction=r.direction, urgency=r.urgency,
                 purpose=r.purpose.category, disclosing_agency=r.disclosing_agency,
                 recipient_agency=r.recipient_agency, requested_by=r.requested_by,
-                lawful_basis=r.lawful_basis, special_condition=r.special_condition,
+                lawful_basis=r.lawful_basis, special_condition=r.special_condition, agreement_ref=r.agreement_ref,
                 inform_subject=r.inform_subject.inform, request_sha256=r.digest(),
                 submitted_by=inp.submission.by if inp.submission else None,
                 submission_signature=inp.submission.signature if inp.submission else None,
@@ -74,7 +74,9 @@ class ShareRequestWorkflow(ActorActions):
         if inp.request is not None:
             await self._accept(AcceptInput(request=inp.request, submission=inp.submission))
             await self._seek_consent(inp.request)
-            if self._policy.share_now_review_later and s.urgency == "emergency":
+            if s.declined:
+                pass  # withdrawn by the practitioner while consent was awaited: no manager is asked
+            elif self._policy.share_now_review_later and s.urgency == "emergency":
                 # ICO emergency step: share now, and the manager's review must still happen.
                 await self._transmit()
                 await self._consult("retrospective_review")
@@ -113,7 +115,7 @@ class ShareRequestWorkflow(ActorActions):
         wait = self._policy.consent_wait
         await self._begin_stage("consent", _awaiting("consent", [s.requested_by], wait), event="consent_requested",
                                 asks="the family's consent, recorded with `safeshare consent`")
-        answered = lambda: s.consent != "awaited" or s.override_ground is not None  # noqa: E731
+        answered = lambda: s.consent != "awaited" or s.override_ground is not None or s.declined  # noqa: E731
         if not await self._records.store_then_wait(answered, wait):
             s.consent = "timed_out"
             self._records.add_step("consent_timed_out")
@@ -121,12 +123,12 @@ class ShareRequestWorkflow(ActorActions):
     async def _consult(self, stage: Stage) -> None:
         """Ask tier 1; on silence escalate tier by tier; the last tier's silence marks overdue."""
         s, intake = self._s, self._intake
-        tiers = sorted({tier for _, tier in intake.managers})[: intake.escalation_tiers]
+        tiers = intake.tiers()[: intake.escalation_tiers]
         wait = self._policy.manager_wait
         decided = lambda: decision_made(s, stage)  # noqa: E731
         what = "a retrospective review" if stage == "retrospective_review" else "a decision"
         for n, tier in enumerate(tiers):
-            managers = [m for m, t in intake.managers if t == tier]
+            managers = intake.managers_at(tier)
             await self._begin_stage(stage, _awaiting("manager_decision", managers, wait),
                                     event="manager_asked" if n == 0 else "manager_escalated",
                                     asks=f"{what}, with `safeshare decide`", data={"tier": tier}, escalation_tier=tier)
@@ -187,7 +189,8 @@ class ShareRequestWorkflow(ActorActions):
     async def _await_receipt(self) -> None:
         s, intake = self._s, self._intake
         wait = self._policy.receipt_wait
-        acked = lambda: s.acknowledged_at is not None  # noqa: E731
+        # A recalled bundle is not awaited any more: nothing to acknowledge, nobody to remind.
+        acked = lambda: s.acknowledged_at is not None or s.recall is not None  # noqa: E731
         if acked():
             return
         await self._begin_stage("receipt", _awaiting("acknowledgement", intake.recipient_contacts, wait))
@@ -200,10 +203,8 @@ class ShareRequestWorkflow(ActorActions):
                 return
         # Escalate, and move on: the record and retention must not wait on the recipient.
         # A late acknowledgement is still accepted and clears the flag.
-        first = min(t for _, t in intake.managers)
-        tier1 = [m for m, t in intake.managers if t == first]
         self._records.add_step("receipt_escalated", notices=[Notice(
-            to=intake.recipient_managers + tier1, kind="receipt_overdue",
+            to=intake.recipient_managers + intake.managers_at(intake.tiers()[0]), kind="receipt_overdue",
             awaiting="the recipient's acknowledgement of the sealed bundle")])
         await self._show(overdue=True)
 
@@ -308,8 +309,8 @@ class ShareRequestWorkflow(ActorActions):
             request_id=s.request_id, outcome=s.outcome, direction=s.direction, urgency=s.urgency,
             purpose=s.purpose, disclosing_agency=s.disclosing_agency, recipient_agency=s.recipient_agency,
             requested_by=s.requested_by, lawful_basis=s.lawful_basis, special_condition=s.special_condition,
-            consent_status=s.consent, override_ground=s.override_ground, override_by=s.override_by,
-            override_signature=s.override_signature, ack_signature=s.ack_signature,
+            agreement_ref=s.agreement_ref, consent_status=s.consent, override_ground=s.override_ground,
+            override_by=s.override_by, override_signature=s.override_signature, ack_signature=s.ack_signature,
             submitted_by=s.submitted_by, submission_signature=s.submission_signature,
             consent_by=s.consent_by, consent_signature=s.consent_signature,
             decisions=s.decisions, categories_shared=sorted({i.category for i in shared}),
@@ -318,6 +319,9 @@ class ShareRequestWorkflow(ActorActions):
             shared_at=s.receipt.delivered_at if s.receipt else None, acknowledged_at=s.acknowledged_at,
             subject_informed=s.subject_informed, retention_until=intake.retention_until,
             deleted_at=s.deleted_at, updated_at=workflow.now(),
+            recalled_at=s.recall.at if s.recall else None, recalled_by=s.recall.by if s.recall else None,
+            recall_signature=s.recall.signature if s.recall else None,
+            recalled_after_download=s.recall.downloaded if s.recall else None,
         )
 
 

@@ -92,6 +92,9 @@ def command(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+JudgementOpt = Annotated[str | None, typer.Option(
+    "--judgement", help="A decision not to share: why disclosing would be more detrimental to the child than "
+    "not disclosing (Children Act 2004 s.16LA)")]
 KeyOpt = Annotated[
     Path | None, typer.Option("--key", help="Your private signing key file: the workflow refuses unsigned actions")
 ]

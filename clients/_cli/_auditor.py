@@ -14,7 +14,16 @@ from typer.core import TyperGroup
 import crypto
 from clients._client import Refused
 from clients._files import InputError, read_bytes
-from clients._records import REASON_MISMATCH, decision_reasons, export_row, export_window, render, trail_with_notes
+from clients._records import (
+    JUDGEMENT_MISMATCH,
+    REASON_MISMATCH,
+    RecordTexts,
+    decision_reasons,
+    export_row,
+    export_window,
+    render,
+    trail_with_notes,
+)
 from clients._settings import Settings
 from schemas import DecisionRecord
 from store import ContentDestroyed, NotFound, Store
@@ -56,12 +65,14 @@ async def records_show(request_id: str, as_json: JsonOpt = False) -> None:
         sent = await store.outbox_for(request_id)
         accepted = await store.accepted_at(request_id)
         notes, destroyed = await _notes(store, request_id)
+        request_json = await _request_json(store, request_id) if notes is not None else None
     if body is None and not trail:
         raise Refused(f"request {request_id}: no record")
     record = DecisionRecord.model_validate_json(body) if body else None
+    texts = RecordTexts.of(record, trail, notes, request_json)
     result = {
         "record": record.model_dump(mode="json") if record else None,
-        "ico": export_row(record, accepted) if record and accepted else None,
+        "ico": export_row(record, accepted, texts) if record and accepted else None,
         "decisions": decision_reasons(record, trail, notes),
         "trail": trail_with_notes(trail, notes),
         "notes_destroyed_at": destroyed.isoformat() if destroyed else None,
@@ -79,11 +90,18 @@ async def records_show(request_id: str, as_json: JsonOpt = False) -> None:
             say(f"  item {i.id:<20} {i.category} ({i.kind})  sha256 {i.sha256}")
         say(f"  bundle  sha256 {record.bundle_sha256 or '(nothing shared)'}")
     out.print("decisions and reasons", style="bold")
+    def text(value: str | None) -> str:
+        return value if value is not None else gone if notes is None else "(missing)"
+
     for d in result["decisions"]:
         say(f"  {d['at']}  {d['by']:<22} {d['decision']} ({d['kind']})  reason_sha256 {d['reason_sha256']}")
-        say(f"      reason: {d['reason'] if d['reason'] is not None else gone if notes is None else '(missing)'}")
+        say(f"      reason: {text(d['reason'])}")
         if d["reason_matches"] is False:
             say(f"      {REASON_MISMATCH}")
+        if d["judgement_sha256"] is not None:
+            say(f"      s.16LA judgement: {text(d['judgement'])}")
+            if d["judgement_matches"] is False:
+                say(f"      {JUDGEMENT_MISMATCH}")
     out.print("audit trail", style="bold")
     if notes is None:
         say(f"  notes (reasons, challenges, hold reasons): {gone}")
@@ -108,6 +126,20 @@ async def _notes(store: Store, request_id: str) -> tuple[dict[str, str] | None, 
         return {}, None
 
 
+async def _request_json(store: Store, request_id: str) -> bytes | None:
+    """The stored request (for its purpose statement); None once destroyed or never stored."""
+    try:
+        return await store.get_request(request_id)
+    except (ContentDestroyed, NotFound):
+        return None
+
+
+async def _texts(store: Store, request_id: str, record: DecisionRecord) -> RecordTexts:
+    notes, _ = await _notes(store, request_id)
+    request_json = await _request_json(store, request_id) if notes is not None else None
+    return RecordTexts.of(record, await store.audit_trail(request_id), notes, request_json)
+
+
 @records_app.command("export")
 @command
 async def records_export(
@@ -116,13 +148,14 @@ async def records_export(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of CSV")] = False,
 ) -> None:
     """Decision records of the requests accepted in a period, with an ICO data-sharing record's fields."""
-    # Purpose, lawful basis, condition, consent or override ground, recipient, categories shared,
-    # who decided and when, outcome, retention and deletion dates: see clients/_records.py.
+    # Annex B of the ICO's data sharing code, and more: see clients/_records.py's ANNEX_B.
     window = export_window(start, end)
     async with resources.store(Settings.from_env()) as store:
-        rows = await store.records_accepted(*window)
-    sys.stdout.write(render([export_row(DecisionRecord.model_validate_json(r.body), r.accepted_at) for r in rows],
-                            "json" if as_json else "csv"))
+        rows = []
+        for r in await store.records_accepted(*window):
+            record = DecisionRecord.model_validate_json(r.body)
+            rows.append(export_row(record, r.accepted_at, await _texts(store, r.request_id, record)))
+    sys.stdout.write(render(rows, "json" if as_json else "csv"))
 
 
 @audit_app.command("verify")

@@ -1,5 +1,5 @@
-"""The discloser's chain: a manager's decision, and a legal hold placed or released by its DPO or
-a manager."""
+"""The discloser's chain: a manager's decision or recall, and a legal hold placed or released by its
+DPO or a manager."""
 
 from __future__ import annotations
 
@@ -9,30 +9,34 @@ from typing import Annotated
 import typer
 
 from clients._settings import Settings
-from schemas import DecisionAction, HoldAction
+from schemas import DecisionAction, HoldAction, RecallAction
 
 from . import _resources as resources
-from ._app import KeyOpt, app, command, one_of, signing_key
+from ._app import JudgementOpt, KeyOpt, app, command, one_of, signing_key
 from ._output import out, recorded
 
+ManagerOpt = Annotated[str, typer.Option("--manager", help="You, a manager of the disclosing agency (directory id)")]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why: recorded, and shown to those entitled to the record")]
 
 @app.command()
 @command
 async def decide(
     request_id: str,
-    manager: Annotated[str, typer.Option("--manager", help="You, the deciding manager (directory id)")],
-    reason: Annotated[str, typer.Option("--reason", help="Why: kept with the decision record")],
+    manager: ManagerOpt,
+    reason: ReasonOpt,
     approve: Annotated[bool, typer.Option("--approve")] = False,
     decline: Annotated[bool, typer.Option("--decline")] = False,
     comment: Annotated[bool, typer.Option("--comment")] = False,
     items: Annotated[str | None, typer.Option("--items", help="Comma-separated item ids")] = None,
+    judgement: JudgementOpt = None,
     key: KeyOpt = None,
 ) -> None:
-    """Approve (optionally only some items), decline, or comment, with reasons, signed with --key."""
+    """Approve (optionally only some items), decline, or comment, with reasons, signed with --key.
+    A decline records the duty to share's judgement (s.16LA) with --judgement."""
     decision = one_of(approve=approve, decline=decline, comment=comment)
     action = DecisionAction(
         decision=decision,  # type: ignore[arg-type]
-        manager=manager, reason=reason,
+        manager=manager, reason=reason, judgement=judgement,
         items=[i.strip() for i in items.split(",") if i.strip()] if items else None,
     )
     async with resources.client(Settings.from_env()) as client:
@@ -41,8 +45,22 @@ async def decide(
     recorded(request_id, f"decision ({decision}{scope}), by {manager}")
 
 
+@app.command()
+@command
+async def recall(
+    request_id: str,
+    manager: ManagerOpt,
+    reason: ReasonOpt,
+    key: KeyOpt = None,
+) -> None:
+    """Take back a shared bundle, signed with --key: out of the recipient's inbox; a recipient who
+    had downloaded it is told to destroy every copy. Recorded either way."""
+    async with resources.client(Settings.from_env()) as client:
+        await client.recall(request_id, RecallAction(manager=manager, reason=reason), signing_key(key))
+    recorded(request_id, f"recall of the shared bundle, by {manager}")
+
+
 HoldByOpt = Annotated[str, typer.Option("--by", help="The discloser's DPO or manager placing or releasing it")]
-ReasonOpt = Annotated[str, typer.Option("--reason")]
 
 
 @app.command()

@@ -1,5 +1,5 @@
 """The practitioner's commands: submit a request, follow it, record the family's answer, an
-override of consent, or the subject's challenge."""
+override of consent, the subject's challenge or a withdrawal; find the agency's requests about one child."""
 
 from __future__ import annotations
 
@@ -10,12 +10,20 @@ import typer
 
 import crypto
 from clients._client import check_stage
-from clients._files import InputError, read_request
+from clients._files import InputError, read_directory, read_request
 from clients._settings import Settings
-from schemas import STAGES, ChallengeAction, ConsentAction, OverrideAction
+from schemas import (
+    NHS_NUMBER_EXPECTED,
+    STAGES,
+    ChallengeAction,
+    ConsentAction,
+    OverrideAction,
+    WithdrawAction,
+    nhs_number_digits,
+)
 
 from . import _resources as resources
-from ._app import JsonOpt, KeyOpt, app, command, one_of, signing_key
+from ._app import JsonOpt, JudgementOpt, KeyOpt, app, command, one_of, signing_key
 from ._output import out, recorded, show, table
 
 
@@ -117,6 +125,23 @@ async def override(
 
 @app.command()
 @command
+async def withdraw(
+    request_id: str,
+    by: Annotated[str, typer.Option("--by", help="You, a practitioner of the disclosing agency")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is not to be shared: kept with the record")],
+    judgement: JudgementOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Withdraw the request before its decision: a decision not to share, with reasons and the duty
+    to share's judgement (s.16LA), signed by you. Nothing is sent."""
+    action = WithdrawAction(by=by, reason=reason, judgement=judgement)
+    async with resources.client(Settings.from_env()) as client:
+        await client.withdraw(request_id, action, signing_key(key))
+    recorded(request_id, f"withdrawal, by {by}")
+
+
+@app.command()
+@command
 async def challenge(
     request_id: str, by: Annotated[str, typer.Option("--by")], text: Annotated[str, typer.Option("--text")],
     key: KeyOpt = None,
@@ -125,3 +150,32 @@ async def challenge(
     async with resources.client(Settings.from_env()) as client:
         await client.challenge(request_id, ChallengeAction(by=by, text=text), signing_key(key))
     out.print(f"{request_id}: challenge recorded")
+
+
+@app.command("find-child")
+@command
+async def find_child(
+    agency: Annotated[str, typer.Option("--agency", help="Your agency (directory id)")],
+    nhs_number: Annotated[str, typer.Option(
+        "--nhs-number", prompt="NHS number", hide_input=True,
+        help="The child's NHS number; asked for if not given, so that it stays out of shell history")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Your agency's requests about one child, sent or received, found by the child's NHS number:
+    repeated concerns about one child, seen together. The number is never printed or stored."""
+    digits = nhs_number_digits(nhs_number)
+    if digits is None:
+        raise InputError([f"--nhs-number: {NHS_NUMBER_EXPECTED}"])
+    settings = Settings.from_env()
+    if read_directory(settings.directory_file).agency(agency) is None:
+        raise InputError(["--agency: an agency in the directory"])
+    key = crypto.child_index_key(crypto.read_secret(settings.child_index_key_file), digits)
+    async with resources.store(settings) as store:
+        found = await store.requests_about(key, agency)
+    rows = [{"request_id": r.request_id, "accepted_at": r.accepted_at.isoformat(),
+             "disclosing_agency": r.disclosing_agency, "recipient_agency": r.recipient_agency} for r in found]
+    if as_json:
+        show(rows, True)
+        return
+    table(("request", "accepted", "from", "to"),
+          [(r["request_id"], r["accepted_at"], r["disclosing_agency"], r["recipient_agency"]) for r in rows])

@@ -33,8 +33,9 @@ async def inbox_list(agency: AgencyOpt, as_json: JsonOpt = False) -> None:
     if as_json:
         show([dataclasses.asdict(r) for r in rows], True)
         return
-    table(("request", "from", "delivered", "acknowledged", "deleted"), [
-        (r.request_id, r.sender, str(r.delivered_at), str(r.acknowledged_at or ""), str(r.destroyed_at or ""))
+    table(("request", "from", "delivered", "downloaded", "acknowledged", "recalled", "deleted"), [
+        (r.request_id, r.sender, str(r.delivered_at), str(r.downloaded_at or ""), str(r.acknowledged_at or ""),
+         str(r.recalled_at or ""), str(r.destroyed_at or ""))
         for r in rows
     ])
 
