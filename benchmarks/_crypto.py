@@ -19,7 +19,6 @@ from temporalio.converter import WorkflowSerializationContext
 import crypto
 from clients import sign
 from schemas import DecisionAction, EventInput
-from workflows._rules import signed_by
 
 SIZES = {"10KB": 10 * 1024, "1MB": 2**20, "10MB": 10 * 2**20}
 
@@ -117,13 +116,14 @@ def signatures(scale: float) -> dict[str, float]:
     key = crypto.SigningKey.generate()
     public = key.public_b64
     action = DecisionAction(decision="approve", manager="np-dsl", reason="Proportionate.")
-    message = sign(action, "bench-1", key).signed_message("bench-1")
+    digest = "0" * 64
+    message = sign(action, "bench-1", digest, key).signed_message("bench-1", digest)
     raw_key = Ed25519PrivateKey.generate()
     raw_public = raw_key.public_key()
 
     def decision() -> None:
-        signed = sign(action, "bench-1", key)
-        assert signed_by(signed, "bench-1", public)
+        signed = sign(action, "bench-1", digest, key)
+        assert crypto.signed_by(signed, "bench-1", digest, public)
 
     def raw() -> None:
         raw_public.verify(raw_key.sign(message), message)

@@ -54,7 +54,8 @@ async def retention(stack: Stack, n: int, concurrency: int, worker_pid: int, exp
         rid = req.request_id
         await school.submit(req)
         await school.drive(req, [DECLINE], "manager_review")
-        await share.hold(rid, HoldAction(hold=True, reason="Benchmark: parked until released.", by="np-dpo"))
+        await share.hold(rid, HoldAction(hold=True, reason="Benchmark: parked until released.", by="np-dpo"),
+                         school.key("np-dpo"))
         await school.take(req, DECLINE)
         rids.append(rid)
         return rid
@@ -91,7 +92,8 @@ async def retention(stack: Stack, n: int, concurrency: int, worker_pid: int, exp
 
     async def release(rid: str) -> None:
         with contextlib.suppress(Refused):  # already released (a retried call)
-            await share.hold(rid, HoldAction(hold=False, reason="Benchmark: released.", by="np-dpo"))
+            await share.hold(rid, HoldAction(hold=False, reason="Benchmark: released.", by="np-dpo"),
+                             school.key("np-dpo"))
 
     sem = asyncio.Semaphore(concurrency)
 

@@ -40,6 +40,7 @@ from schemas import (
     DecisionAction,
     Directory,
     HoldAction,
+    IntakeError,
     OverrideAction,
     QueryName,
     RateAction,
@@ -49,10 +50,12 @@ from schemas import (
     ShareRequest,
     Signed,
     Status,
+    Submission,
     UpdateName,
     WithdrawAction,
     check_against_directory,
     request_id_of,
+    submitter_key,
     visibility_query,
     workflow_id,
 )
@@ -202,10 +205,13 @@ async def history_runs(client: Client, wf_id: str) -> list[WorkflowHistory]:
     return histories
 
 
-def sign(action: A, request_id: str, key: crypto.SigningKey, now: datetime | None = None) -> A:
-    """The action, dated and signed by the actor's key for this request."""
+def sign(
+    action: A, request_id: str, request_sha256: str | None, key: crypto.SigningKey, now: datetime | None = None,
+) -> A:
+    """The action, dated and signed by the actor's key for this request and its content (the
+    digest a status shows)."""
     dated = action.model_copy(update={"signed_at": now or datetime.now(UTC), "signature": None})
-    return dated.model_copy(update={"signature": key.sign(dated.signed_message(request_id))})
+    return dated.model_copy(update={"signature": key.sign(dated.signed_message(request_id, request_sha256))})
 
 
 class SafeshareClient:
@@ -214,18 +220,23 @@ class SafeshareClient:
         self.directory = directory
         self.task_queue = task_queue
 
-    async def submit(self, request: ShareRequest, today: date | None = None) -> Submitted:
-        """Check the request on the day of intake and against the directory, then start once: the
-        request id is the idempotency key, reused only with the same body."""
+    async def submit(
+        self, request: ShareRequest, key: crypto.SigningKey | None = None, *, by: str | None = None,
+        today: date | None = None,
+    ) -> Submitted:
+        """Check the request on the day of intake and against the directory, sign it as `by` (the
+        requester, unless the requesting agency's system signs) with their key, then start once:
+        the request id is the idempotency key, reused only with the same body."""
         request = request.at_intake(today or datetime.now(UTC).date())
         check_against_directory(request, self.directory)
+        submission = self.submission(request, key, by or request.requested_by)
         wf_id = workflow_id(request.request_id)
         if await self._exists(wf_id):
             return await self._resubmitted(request, wf_id)
         try:
             await self.client.start_workflow(
                 WORKFLOW_TYPE,
-                ShareInput(request=request),
+                ShareInput(request=request, submission=submission),
                 id=wf_id,
                 task_queue=self.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -240,6 +251,16 @@ class SafeshareClient:
         except WorkflowAlreadyStartedError:  # a concurrent submission of the same request won
             return await self._resubmitted(request, wf_id)
         return Submitted(request.request_id, wf_id, already_existed=False)
+
+    def submission(self, request: ShareRequest, key: crypto.SigningKey | None, by: str) -> Submission:
+        """The submitter's signature over the request's content, checked here as intake will check
+        it, so that a submission intake would refuse starts nothing."""
+        public = submitter_key(request, self.directory, by if key is not None else None)
+        assert key is not None  # submitter_key refuses a submission that no key signs
+        signed = sign(Submission(by=by), request.request_id, request.digest(), key)
+        if not crypto.signed_by(signed, request.request_id, request.digest(), public):
+            raise IntakeError("submission", f"signed with {by}'s own key (--key): this key is not theirs")
+        return signed
 
     async def _resubmitted(self, request: ShareRequest, wf_id: str) -> Submitted:
         """The same request again is answered as already submitted; another body under its id is a
@@ -288,35 +309,48 @@ class SafeshareClient:
                 raise Refused(f"request {request_id}: no open request (not found, or completed)") from None
             raise
 
-    async def consent(self, request_id: str, action: ConsentAction) -> Status:
-        return await self._update(request_id, UpdateName.CONSENT, action)
+    async def digest(self, request_id: str) -> str | None:
+        """The request's content digest, which every signed action binds."""
+        try:
+            return await self.handle(request_id).query(QueryName.REQUEST_SHA256, result_type=str | None)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise Refused(f"request {request_id}: not found") from None
+            raise
 
-    # Signed actions: with a key, the client signs; without, the action goes as it is (the
-    # workflow refuses it unless it already carries a valid signature).
+    async def _signed_update(self, request_id: str, name: str, action: A, key: crypto.SigningKey | None) -> Status:
+        # With a key, the client signs; without, the action goes as it is (the workflow refuses it
+        # unless it already carries a valid signature).
+        if key is not None:
+            action = sign(action, request_id, await self.digest(request_id), key)
+        return await self._update(request_id, name, action)
+
+    async def consent(self, request_id: str, action: ConsentAction, key: crypto.SigningKey | None = None) -> Status:
+        return await self._signed_update(request_id, UpdateName.CONSENT, action, key)
 
     async def override(self, request_id: str, action: OverrideAction, key: crypto.SigningKey | None = None) -> Status:
-        return await self._update(request_id, UpdateName.OVERRIDE, _signed(action, request_id, key))
+        return await self._signed_update(request_id, UpdateName.OVERRIDE, action, key)
 
     async def decide(self, request_id: str, action: DecisionAction, key: crypto.SigningKey | None = None) -> Status:
-        return await self._update(request_id, UpdateName.DECIDE, _signed(action, request_id, key))
+        return await self._signed_update(request_id, UpdateName.DECIDE, action, key)
 
     async def withdraw(self, request_id: str, action: WithdrawAction, key: crypto.SigningKey | None = None) -> Status:
-        return await self._update(request_id, UpdateName.WITHDRAW, _signed(action, request_id, key))
+        return await self._signed_update(request_id, UpdateName.WITHDRAW, action, key)
 
     async def acknowledge(self, request_id: str, action: AckAction, key: crypto.SigningKey | None = None) -> Status:
-        return await self._update(request_id, UpdateName.ACKNOWLEDGE, _signed(action, request_id, key))
+        return await self._signed_update(request_id, UpdateName.ACKNOWLEDGE, action, key)
 
     async def recall(self, request_id: str, action: RecallAction, key: crypto.SigningKey | None = None) -> Status:
-        return await self._update(request_id, UpdateName.RECALL, _signed(action, request_id, key))
+        return await self._signed_update(request_id, UpdateName.RECALL, action, key)
 
-    async def hold(self, request_id: str, action: HoldAction) -> Status:
-        return await self._update(request_id, UpdateName.LEGAL_HOLD, action)
+    async def hold(self, request_id: str, action: HoldAction, key: crypto.SigningKey | None = None) -> Status:
+        return await self._signed_update(request_id, UpdateName.LEGAL_HOLD, action, key)
 
-    async def rate(self, request_id: str, action: RateAction) -> Status:
-        return await self._update(request_id, UpdateName.RATE, action)
+    async def rate(self, request_id: str, action: RateAction, key: crypto.SigningKey | None = None) -> Status:
+        return await self._signed_update(request_id, UpdateName.RATE, action, key)
 
-    async def challenge(self, request_id: str, action: ChallengeAction) -> Status:
-        return await self._update(request_id, UpdateName.CHALLENGE, action)
+    async def challenge(self, request_id: str, action: ChallengeAction, key: crypto.SigningKey | None = None) -> Status:
+        return await self._signed_update(request_id, UpdateName.CHALLENGE, action, key)
 
     async def list(self, stage: str | None = None, overdue: bool | None = None) -> list[dict[str, Any]]:
         """Requests as operators see them, each once as its latest run shows it: from search
@@ -356,10 +390,6 @@ def _row(wf: WorkflowExecution) -> dict[str, Any]:
         "recipient_agency": attrs.get(SearchKey.RECIPIENT), "escalation_tier": attrs.get(SearchKey.TIER),
         "overdue": attrs.get(SearchKey.OVERDUE) or False,
     }
-
-
-def _signed(action: A, request_id: str, key: crypto.SigningKey | None) -> A:
-    return sign(action, request_id, key) if key is not None else action
 
 
 def _initial_attributes(request: ShareRequest) -> TypedSearchAttributes:

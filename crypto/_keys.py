@@ -6,7 +6,7 @@ import base64
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hpke, serialization
@@ -199,3 +199,24 @@ def verify(public_b64: str, signature_b64: str, message: bytes) -> None:
         signing_public_key(public_b64).verify(unb64(signature_b64), message)
     except InvalidSignature as err:
         raise CryptoError("signature does not verify") from err
+
+
+class SignedAction(Protocol):
+    """What `signed_by` needs of an actor's action (schemas' `Signed`)."""
+
+    signature: str | None
+    signed_at: object
+
+    def signed_message(self, request_id: str, request_sha256: str | None) -> bytes: ...
+
+
+def signed_by(action: SignedAction, request_id: str, request_sha256: str | None, public_key: str) -> bool:
+    """Whether the action carries the holder of `public_key`'s signature over this action of this
+    request and content, made at a stated time. The Update validators and intake both ask it."""
+    if action.signature is None or action.signed_at is None:
+        return False
+    try:
+        verify(public_key, action.signature, action.signed_message(request_id, request_sha256))
+    except CryptoError:
+        return False
+    return True

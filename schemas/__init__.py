@@ -23,10 +23,11 @@ from ._common import (
     nhs_number_digits,
 )
 from ._directory import Agency, Contact, Directory
-from ._intake import IntakeError, check_against_directory
+from ._intake import IntakeError, check_against_directory, submitter_key
 from ._notices import Notice, Notification
 from ._policy import Policy, RetentionRule, StagePolicy
 from ._process import (
+    AcceptInput,
     AckAction,
     Awaiting,
     ChallengeAction,
@@ -56,6 +57,7 @@ from ._process import (
     Status,
     StepsInput,
     StepsResult,
+    Submission,
     Tombstone,
     WithdrawAction,
     text_sha256,
@@ -95,6 +97,7 @@ __all__ = [
     "WITHHELD",
     "WORKFLOW_ID_PREFIX",
     "WORKFLOW_TYPE",
+    "AcceptInput",
     "AckAction",
     "Agency",
     "AgencyId",
@@ -154,6 +157,7 @@ __all__ = [
     "StepsInput",
     "StepsResult",
     "Subject",
+    "Submission",
     "ThirdParty",
     "Tombstone",
     "UpdateName",
@@ -167,6 +171,7 @@ __all__ = [
     "check_against_directory",
     "nhs_number_digits",
     "request_id_of",
+    "submitter_key",
     "text_sha256",
     "visibility_query",
     "workflow_id",

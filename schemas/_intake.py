@@ -1,4 +1,4 @@
-"""Intake checks that need the directory: who may send, and who may receive."""
+"""Intake checks that need the directory: who may send, who may receive, and who may submit."""
 
 from __future__ import annotations
 
@@ -43,3 +43,25 @@ def check_against_directory(request: ShareRequest, directory: Directory) -> None
         )
     if not discloser.managers():
         raise IntakeError("disclosing_agency", "an agency with at least one manager to consult")
+
+
+def submitter_key(request: ShareRequest, directory: Directory, by: str | None) -> str:
+    """The public key a submission signed by `by` must verify under: the requesting agency's own
+    (its system), or the requester's own. Anyone else cannot submit in that agency's name."""
+    requesting = directory.agency(request.disclosing_agency if request.direction == "outbound"
+                                  else request.recipient_agency)
+    if requesting is None:
+        raise IntakeError("disclosing_agency" if request.direction == "outbound" else "recipient_agency",
+                          "an agency in the directory")
+    if by is None:
+        raise IntakeError("submission", f"signed by {requesting.id} or the requester {request.requested_by} "
+                          "(submit with --key)")
+    if by == requesting.id:
+        return requesting.signing_public_key
+    requester = requesting.contact(request.requested_by)
+    if by != request.requested_by or requester is None:
+        raise IntakeError("submission.by", f"{requesting.id} itself or the requester {request.requested_by}; "
+                          f"{by} cannot submit in their name")
+    if requester.signing_public_key is None:
+        raise IntakeError("submission.by", f"{by} has no signing key in the directory; {requesting.id} signs instead")
+    return requester.signing_public_key

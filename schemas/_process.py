@@ -55,10 +55,11 @@ class _Frozen(BaseModel, frozen=True, extra="forbid"):
 
 
 class Signed(_Frozen):
-    """An action its actor signs with their Ed25519 key, so the record proves who decided.
+    """An action its actor signs with their Ed25519 key, so the record proves who acted.
 
-    The signature covers the action's name, the request id and every field, so it cannot be
-    replayed on another request or turned into another action. Whether it verifies is for the
+    The signature covers the action's name, the request id, the digest of the request's content
+    and every field, so it cannot be replayed on another request, on a run of the same id with
+    other content or addressing, or turned into another action. Whether it verifies is for the
     workflow's rules to say (`workflows/_rules.py`), with crypto's one Ed25519 check.
     """
 
@@ -68,18 +69,35 @@ class Signed(_Frozen):
     signature: str | None = Field(default=None, description="Base64 Ed25519 signature of signed_message()")
 
     @property
-    def signer(self) -> str:
+    def signer(self) -> str | None:
         return getattr(self, self.SIGNER)
 
-    def signed_message(self, request_id: str) -> bytes:
+    def signed_message(self, request_id: str, request_sha256: str | None) -> bytes:
+        """What is signed: `request_sha256` is the digest of the request's content
+        (`ShareRequest.digest`, shown in its status), None only for a state kept before it was."""
         body = self.model_dump(mode="json", exclude={"signature"})
-        doc = {"v": 1, "action": self.ACTION, "request_id": request_id, **body}
+        doc = {"v": 2, "action": self.ACTION, "request_id": request_id, "request_sha256": request_sha256, **body}
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
-class ConsentAction(_Frozen):
+class Submission(Signed):
+    """The submitting principal's signature over the request's content: the request is its act.
+
+    For an outbound request the disclosing agency (its system's key) or the practitioner named as
+    requester (their own key); for an inbound request the recipient agency that asks, or its
+    practitioner named as requester. The worker seals a bundle as the discloser only for a request
+    so made (`activities/_intake.py`)."""
+
+    ACTION, SIGNER = "submit", "by"
+    # Agency and contact ids are one namespace in the directory (schemas/_directory.py).
+    by: AgencyId | ContactId = Field(description="Who signs: the requesting agency's id, or the requester's "
+                                     "contact id")
+
+
+class ConsentAction(Signed):
+    ACTION, SIGNER = "consent", "by"
     status: Literal["given", "refused", "withdrawn"] = Field(description="What the family said")
-    by: ContactId = Field(description="The practitioner recording it")
+    by: ContactId = Field(description="The practitioner recording it, who signs it")
 
 
 class OverrideAction(Signed):
@@ -127,25 +145,28 @@ class RecallAction(Signed):
     reason: NonEmptyText = Field(description="Why the bundle is recalled (recorded, shown to the recipient by id only)")
 
 
-class HoldAction(_Frozen):
+class HoldAction(Signed):
+    ACTION, SIGNER = "legal_hold", "by"
     hold: bool = Field(description="True to place a legal hold, False to release it")
     reason: NonEmptyText = Field(description="Why (e.g. litigation, an inquiry)")
     # Optional in the model so that a hold without it reaches the workflow's rules, which refuse
     # it naming the field.
     by: ContactId | None = Field(
-        default=None, description="The discloser's DPO or manager placing or releasing the hold"
+        default=None, description="The discloser's DPO or manager placing or releasing the hold, who signs it"
     )
 
 
-class RateAction(_Frozen):
-    by: ContactId = Field(description="The practitioner or manager of the discloser changing the rating")
+class RateAction(Signed):
+    ACTION, SIGNER = "rate", "by"
+    by: ContactId = Field(description="The practitioner or manager of the discloser changing the rating, who signs it")
     rag: Rag = Field(description="The new RAG rating")
     # Optional in the model so that a change without it reaches the rules, which refuse it naming the field.
     reason: NonEmptyText | None = Field(default=None, description="Why the rating changes")
 
 
-class ChallengeAction(_Frozen):
-    by: ContactId = Field(description="The practitioner recording the subject's challenge")
+class ChallengeAction(Signed):
+    ACTION, SIGNER = "challenge", "by"
+    by: ContactId = Field(description="The practitioner recording the subject's challenge, who signs it")
     text: NonEmptyText = Field(description="The challenge as the subject made it")
 
 
@@ -205,6 +226,13 @@ class Intake(_Frozen):
 
     def managers_at(self, tier: int) -> list[ContactId]:
         return [m for m, t in self.managers if t == tier]
+
+
+class AcceptInput(_Frozen):
+    """The request at intake, with its submitter's signature, which intake checks first."""
+
+    request: ShareRequest
+    submission: Submission | None = None
 
 
 class EventInput(_Frozen):
@@ -332,6 +360,10 @@ class DecisionRecord(_RequestFacts):
     shared_at: datetime | None
     acknowledged_at: datetime | None
     ack_signature: str | None = Field(default=None, description="The recipient agency's signature of receipt")
+    submitted_by: str | None = Field(default=None, description="Who signed the submission: agency or practitioner")
+    submission_signature: str | None = Field(default=None, description="Their signature over the request's digest")
+    consent_by: ContactId | None = Field(default=None, description="Who recorded the family's latest answer")
+    consent_signature: str | None = Field(default=None, description="Their signature of it")
     subject_informed: bool | None
     retention_until: datetime
     deleted_at: datetime | None
@@ -384,6 +416,13 @@ class ShareState(_RequestFacts, frozen=False):
     override_by: ContactId | None = None
     override_signature: str | None = None
     ack_signature: str | None = None
+    submitted_by: str | None = Field(default=None, description="Who signed the submission (agency or contact id)")
+    submission_signature: str | None = None
+    consent_by: ContactId | None = Field(default=None, description="Who recorded the family's latest answer")
+    consent_signature: str | None = None
+    action_signatures: list[str] = Field(
+        default_factory=list, description="Signatures of consent, hold, release and challenge accepted: each once"
+    )
     escalation_tier: int = 0
     overdue: bool = False
     decisions: list[DecisionEntry] = Field(default_factory=list)
@@ -406,6 +445,9 @@ class ShareInput(_Frozen):
 
     request: ShareRequest | None = None
     state: ShareState | None = None
+    submission: Submission | None = Field(
+        default=None, description="The submitting principal's signature over the request (first run only)"
+    )
 
 
 class Status(_Frozen):
@@ -425,6 +467,9 @@ class Status(_Frozen):
     held: bool
     retention_until: datetime | None
     deleted_at: datetime | None
+    request_sha256: str | None = Field(
+        default=None, description="Digest of the request's content: every signed action binds it"
+    )
     recalled_at: datetime | None = Field(default=None, description="When the discloser recalled the shared bundle")
     rag: Rag | None = Field(default=None, description="The front door's RAG rating, as last changed (with a reason)")
     items_withholding_identity: list[ItemId] = Field(

@@ -26,9 +26,14 @@ from clients import SafeshareClient, Settings, Submitted, open_codec, read_reque
 from schemas import (
     SEARCH_ATTRIBUTES,
     AckAction,
+    ChallengeAction,
+    ConsentAction,
     DecisionAction,
+    HoldAction,
     OverrideAction,
+    RateAction,
     ShareRequest,
+    Signed,
     Stage,
     Status,
     WithdrawAction,
@@ -115,21 +120,39 @@ class TrackingClient(SafeshareClient):
     def own_key(self, actor: str) -> crypto.SigningKey:
         return demo_key(self.settings, self.directory, actor)
 
+    def _key(self, action: Signed, key: Any) -> crypto.SigningKey | None:
+        return (self.own_key(action.signer) if action.signer else None) if key is AUTO else key
+
+    async def consent(self, request_id: str, action: ConsentAction, key: Any = AUTO) -> Status:
+        return await super().consent(request_id, action, self._key(action, key))
+
     async def override(self, request_id: str, action: OverrideAction, key: Any = AUTO) -> Status:
-        return await super().override(request_id, action, self.own_key(action.signer) if key is AUTO else key)
+        return await super().override(request_id, action, self._key(action, key))
 
     async def decide(self, request_id: str, action: DecisionAction, key: Any = AUTO) -> Status:
-        return await super().decide(request_id, action, self.own_key(action.signer) if key is AUTO else key)
+        return await super().decide(request_id, action, self._key(action, key))
 
     async def withdraw(self, request_id: str, action: WithdrawAction, key: Any = AUTO) -> Status:
         return await super().withdraw(request_id, action, self.own_key(action.signer) if key is AUTO else key)
 
     async def acknowledge(self, request_id: str, action: AckAction, key: Any = AUTO) -> Status:
-        return await super().acknowledge(request_id, action, self.own_key(action.signer) if key is AUTO else key)
+        return await super().acknowledge(request_id, action, self._key(action, key))
 
-    async def submit(self, request: ShareRequest, today: date | None = None) -> Submitted:
+    async def rate(self, request_id: str, action: RateAction, key: Any = AUTO) -> Status:
+        return await super().rate(request_id, action, self._key(action, key))
+
+    async def hold(self, request_id: str, action: HoldAction, key: Any = AUTO) -> Status:
+        return await super().hold(request_id, action, self._key(action, key))
+
+    async def challenge(self, request_id: str, action: ChallengeAction, key: Any = AUTO) -> Status:
+        return await super().challenge(request_id, action, self._key(action, key))
+
+    async def submit(
+        self, request: ShareRequest, key: Any = AUTO, *, by: str | None = None, today: date | None = None,
+    ) -> Submitted:
         # Intake's date checks against the test server's clock, which earlier tests moved on.
-        result = await super().submit(request, today or (await self.clock()).date())
+        signer = (self.own_key(by or request.requested_by) if key is AUTO else key)
+        result = await super().submit(request, signer, by=by, today=today or (await self.clock()).date())
         self.started.append(result.workflow_id)
         return result
 

@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 
 import crypto
 from schemas import (
+    AcceptInput,
     DeliverInput,
     Intake,
     ItemSummary,
@@ -29,7 +30,6 @@ from schemas import (
     PushResult,
     Receipt,
     RequestAt,
-    ShareRequest,
     StagePolicy,
     StepsInput,
     StepsResult,
@@ -39,7 +39,8 @@ from workers import RUNNER
 from workflows import ShareRequestWorkflow
 
 # Everyone who signs in these tests, each with a key of their own.
-KEYS = {who: crypto.SigningKey.generate() for who in ("np-teacher", "np-dsl", "np-head", "county-childrens-services")}
+KEYS = {who: crypto.SigningKey.generate()
+        for who in ("np-teacher", "np-dsl", "np-head", "np-dpo", "county-childrens-services")}
 POLICY = StagePolicy(consent_wait=timedelta(days=5), manager_wait=timedelta(days=2), receipt_wait=timedelta(days=3))
 
 
@@ -110,7 +111,7 @@ class Stubs:
             self._changed.notify_all()
 
     @activity.defn(name="accept_request")
-    async def accept_request(self, request: ShareRequest) -> Intake:
+    async def accept_request(self, inp: AcceptInput) -> Intake:
         await self._call("accept_request")
         return self.intake
 

@@ -85,11 +85,13 @@ async def test_no_canary_leaks_anywhere_across_the_whole_lifecycle(tmp_path: Pat
     dev = DevStack(home)
     await dev.start()
     try:
-        assert (await dev.cli("submit", str(request_file)))[0] == 0
+        key = str(dev.settings.contact_key_file("np-teacher"))
+        assert (await dev.cli("submit", str(request_file), "--key", key))[0] == 0
         await dev.until_stage(rid, "consent")
         await dev.act(request, CONSENT_REFUSED)
         await dev.until_stage(rid, "manager_review")
-        assert (await dev.cli("challenge", rid, "--by", request.requested_by, "--text", c["challenge"]))[0] == 0
+        challenge = ["challenge", rid, "--by", request.requested_by, "--text", c["challenge"], "--key", key]
+        assert (await dev.cli(*challenge))[0] == 0
         await dev.act(request, dataclasses.replace(OVERRIDE, reason=c["override_reason"]))
         await dev.act(request, dataclasses.replace(APPROVE, reason=c["decision_reason"]))
         await dev.until_stage(rid, "receipt")

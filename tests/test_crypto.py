@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -199,6 +202,21 @@ def test_signatures_verify_only_the_signed_bytes_under_the_signers_key(message: 
         crypto.verify(key.public_b64, signature, bytes(altered))
     with pytest.raises(crypto.CryptoError):
         crypto.verify(crypto.SigningKey.generate().public_b64, signature, message)
+
+
+def test_everything_the_cli_creates_under_safeshare_home_is_owner_only(tmp_path: Path) -> None:
+    """Files under SAFESHARE_HOME are 0600 and its folders 0700, the SQLite store included: the
+    console script sets a private umask before anything is created, for every process it starts."""
+    home = tmp_path / "home"
+    env = {**os.environ, "SAFESHARE_HOME": str(home)}
+    env.pop("SAFESHARE_DATABASE_URL", None)
+    for args in (["db", "upgrade"], ["keys", "init", "--contact", "t-person"]):
+        subprocess.run([str(Path(sys.executable).parent / "safeshare"), *args], env=env, check=True,
+                       capture_output=True)
+    made = [home, *home.rglob("*")]
+    assert any(p.suffix == ".db" for p in made) and any(p.suffix == ".key" for p in made)
+    modes = {p.relative_to(tmp_path).as_posix(): oct(p.stat().st_mode & 0o777) for p in made}
+    assert modes == {k: "0o700" if (tmp_path / k).is_dir() else "0o600" for k in modes}
 
 
 def test_key_files_are_owner_only(tmp_path: Path) -> None:

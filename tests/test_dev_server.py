@@ -146,7 +146,7 @@ async def test_cli_drives_a_request_from_submit_to_record_and_survives_a_restart
     path.write_text(yaml.safe_dump(data))
     request = ShareRequest.model_validate(data)
 
-    assert (await dev.cli("submit", str(path)))[0] == 0
+    assert (await dev.cli("submit", str(path), "--key", str(dev.settings.contact_key_file("np-teacher"))))[0] == 0
     await dev.until_stage(rid, "consent")
     code, output = await dev.cli("list", "--stage", "consent", "--json")
     assert code == 0 and rid in [r["request_id"] for r in json.loads(output)]

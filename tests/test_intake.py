@@ -81,6 +81,11 @@ REJECTIONS = {
 }
 
 
+def as_teacher(stack: Stack) -> list[str]:
+    """The requester's signing key option: a submission is signed by its requester."""
+    return ["--key", str(stack.settings.contact_key_file("np-teacher"))]
+
+
 async def run_cli(stack: Stack, *args: str) -> tuple[int, str]:
     env = {"SAFESHARE_HOME": str(stack.settings.home),
            "TEMPORAL_ADDRESS": stack.env.client.service_client.config.target_host,
@@ -105,7 +110,7 @@ async def test_invalid_request_is_rejected_naming_the_field(stack: Stack, tmp_pa
     data.update(changes)
     path = tmp_path / "request.yaml"
     path.write_text(yaml.safe_dump(data))
-    code, output = await run_cli(stack, "submit", str(path))
+    code, output = await run_cli(stack, "submit", str(path), *as_teacher(stack))
     assert code == 2, output
     assert expected in output
     assert CANARY_NAME not in output and CANARY_TEXT not in output
@@ -126,7 +131,7 @@ async def test_malformed_file_is_rejected_without_echoing_it(
     """Bad input gets a clear error and exit code 2, and the parser's snippet is never shown."""
     path = tmp_path / name
     path.write_text(text)
-    code, output = await run_cli(stack, "submit", str(path))
+    code, output = await run_cli(stack, "submit", str(path), *as_teacher(stack))
     assert code == 2 and expected in output and CANARY_NAME not in output
 
 
@@ -135,11 +140,11 @@ async def test_valid_request_submits_and_resubmission_returns_it(stack: Stack, t
     req = example("routine-consent")  # dated against the real day, which the CLI checks
     path = tmp_path / "request.json"
     path.write_text(req.model_dump_json())
-    code, output = await run_cli(stack, "submit", str(path))
+    code, output = await run_cli(stack, "submit", str(path), *as_teacher(stack))
     stack.client.started.append(f"share-{req.request_id}")
     assert code == 0 and "submitted" in output
     await stack.until(req.request_id, lambda s: s.stage == "consent")
-    code, output = await run_cli(stack, "submit", str(path))
+    code, output = await run_cli(stack, "submit", str(path), *as_teacher(stack))
     assert code == 0 and "already submitted" in output
 
 
@@ -157,7 +162,7 @@ async def test_a_request_id_reused_with_other_content_is_a_conflict_and_changes_
     req = example("routine-consent")
     path = tmp_path / "request.json"
     path.write_text(req.model_dump_json())
-    assert (await run_cli(stack, "submit", str(path)))[0] == 0
+    assert (await run_cli(stack, "submit", str(path), *as_teacher(stack)))[0] == 0
     stack.client.started.append(f"share-{req.request_id}")
     await stack.until(req.request_id, lambda s: s.stage == "consent")
     history = await stack.client.handle(req.request_id).fetch_history()
@@ -166,7 +171,7 @@ async def test_a_request_id_reused_with_other_content_is_a_conflict_and_changes_
     changed["items"][0]["content"] = CANARY_TEXT
     changed["urgency"] = "urgent"
     path.write_text(json.dumps(changed))
-    code, output = await run_cli(stack, "submit", str(path))
+    code, output = await run_cli(stack, "submit", str(path), *as_teacher(stack))
     assert code == 2, output
     assert "request_id: already used by a request with different content" in output
     assert CANARY_TEXT not in output

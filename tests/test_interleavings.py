@@ -59,6 +59,7 @@ class Run:
     stubs: Stubs
     handle: WorkflowHandle  # its first run
     request_id: str
+    digest: str  # the request's content digest, which signatures bind
     task_queue: str
     worker: contextlib.AsyncExitStack
 
@@ -68,7 +69,7 @@ class Run:
 
     async def act(self, update: str, action: Any, update_id: str | None = None) -> Status:
         if getattr(action, "signature", "") is None:  # signed by its actor now, on the server's clock
-            action = sign(action, self.request_id, KEYS[action.signer], await self.env.get_current_time())
+            action = sign(action, self.request_id, self.digest, KEYS[action.signer], await self.env.get_current_time())
         latest = self.client.get_workflow_handle(self.handle.id)
         return await latest.execute_update(update, action, id=update_id or str(uuid.uuid4()), result_type=Status)
 
@@ -117,7 +118,7 @@ async def run(env: WorkflowEnvironment) -> AsyncIterator[Run]:
     handle = await env.client.start_workflow(WORKFLOW_TYPE, ShareInput(request=req), id=f"share-{req.request_id}",
                                              task_queue=task_queue)
     first = env.client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
-    r = Run(env, stubs, first, req.request_id, task_queue, worker)
+    r = Run(env, stubs, first, req.request_id, req.digest(), task_queue, worker)
     try:
         await r.shown(lambda stage: stage == "consent")
         yield r
@@ -269,7 +270,7 @@ async def test_a_duplicate_update_after_a_worker_restart_is_answered_once_and_st
     by replaying the history on the new worker."""
     await run.act(UpdateName.CONSENT, CONSENT)
     await run.shown(lambda stage: stage == "manager_review")
-    signed = sign(APPROVE, run.request_id, KEYS["np-dsl"], await env.get_current_time())
+    signed = sign(APPROVE, run.request_id, run.digest, KEYS["np-dsl"], await env.get_current_time())
     first = await run.act(UpdateName.DECIDE, signed, "approve")
     await run.shown(lambda stage: stage == "receipt")
     await run.restart_worker()

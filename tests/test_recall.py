@@ -105,7 +105,8 @@ async def test_only_the_disclosers_chain_recalls_what_was_shared_signed_and_once
         await recall(stack, rid, manager="cs-team-manager")
     with pytest.raises(Refused, match="recall: unsigned"):
         await stack.client.recall(rid, RecallAction(manager="np-dsl", reason=REASON), None)
-    forged = sign(RecallAction(manager="np-dsl", reason=REASON), rid, stack.client.own_key("np-head"))
+    forged = sign(RecallAction(manager="np-dsl", reason=REASON), rid, await stack.client.digest(rid),
+                  stack.client.own_key("np-head"))
     with pytest.raises(Refused, match="signature is not np-dsl's"):
         await stack.client.recall(rid, forged, None)
     await recall(stack, rid)

@@ -20,7 +20,7 @@ from temporalio.worker import Replayer
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import crypto
-from schemas import WORKFLOW_TYPE, QueryName, ShareInput, ShareRequest, Status, UpdateName
+from schemas import WORKFLOW_TYPE, AcceptInput, QueryName, ShareInput, Status, UpdateName
 from workers._worker import RUNNER
 from workflows import ShareRequestWorkflow
 
@@ -83,10 +83,10 @@ class ReorderedShareRequest(ShareRequestWorkflow):
     async def run(self, inp: ShareInput) -> Status:
         return await super().run(inp)
 
-    async def _accept(self, request: ShareRequest) -> None:
+    async def _accept(self, accept: AcceptInput) -> None:
         self._records.add_step("intake_started")
         await self._records.store()
-        await super()._accept(request)
+        await super()._accept(accept)
 
 
 @pytest.mark.parametrize("recorded", sorted({f.parent for f in FILES}), ids=lambda p: p.name)

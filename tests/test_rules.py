@@ -46,7 +46,8 @@ from workflows._rules import (
 NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
 RID = "r-rules"
 DISCLOSER, RECIPIENT = "northfield-primary", "county-childrens-services"
-KEYS = {who: crypto.SigningKey.generate() for who in ("np-teacher", "np-dsl", "np-head", RECIPIENT)}
+KEYS = {who: crypto.SigningKey.generate() for who in ("np-teacher", "np-dsl", "np-head", "np-dpo", RECIPIENT)}
+DIGEST = "d" * 64  # the request's content digest
 DAY = timedelta(days=1)
 
 
@@ -72,13 +73,18 @@ def state(**changes: Any) -> ShareState:
         request_id=RID, direction="outbound", urgency="routine", purpose="child_in_need_assessment",
         disclosing_agency=DISCLOSER, recipient_agency=RECIPIENT, requested_by="np-teacher",
         lawful_basis="public_task", special_condition=None, inform_subject=True, intake=intake(),
-        stage="manager_review", consent="given",
+        stage="manager_review", consent="given", request_sha256=DIGEST,
     )
     return s.model_copy(update=changes)
 
 
 def signed(action: Any, *, by: str | None = None, request_id: str = RID, at: datetime = NOW) -> Any:
-    return sign(action, request_id, KEYS[by or action.signer], at)
+    return sign(action, request_id, DIGEST, KEYS[by or action.signer], at)
+
+
+def own(action: Any) -> Any:
+    """Signed by its actor; by a key of the partnership when the actor has none (refused earlier)."""
+    return signed(action, by=action.signer if action.signer in KEYS else "np-teacher")
 
 
 def refusal(check: Callable[..., None], *args: Any) -> str:
@@ -105,27 +111,29 @@ JUDGEMENT_NEEDED = ("judgement: a decision not to share records the duty to shar
 def test_consent_is_recorded_only_while_awaited_and_withdrawn_only_once_given() -> None:
     """Golden rule 3: consent is asked once, by the discloser; only given consent can be withdrawn."""
     awaited = state(stage="consent", consent="awaited")
-    check_consent(awaited, ConsentAction(status="given", by="np-teacher"))
-    check_consent(state(stage="receipt"), ConsentAction(status="withdrawn", by="np-dsl"))
-    assert refusal(check_consent, state(), ConsentAction(status="given", by="np-teacher")) == (
+    check_consent(awaited, own(ConsentAction(status="given", by="np-teacher")), NOW)
+    check_consent(state(stage="receipt"), own(ConsentAction(status="withdrawn", by="np-dsl")), NOW)
+    assert refusal(check_consent, state(), own(ConsentAction(status="given", by="np-teacher")), NOW) == (
         f"request {RID}: consent is not awaited (stage: manager_review, consent: given)")
     overridden = awaited.model_copy(update={"override_ground": "would_increase_risk_to_child"})
-    assert "consent is not awaited" in refusal(check_consent, overridden, ConsentAction(status="refused", by="np-dsl"))
-    assert refusal(check_consent, awaited, ConsentAction(status="withdrawn", by="np-teacher")) == (
+    refused = own(ConsentAction(status="refused", by="np-dsl"))
+    assert "consent is not awaited" in refusal(check_consent, overridden, refused, NOW)
+    assert refusal(check_consent, awaited, own(ConsentAction(status="withdrawn", by="np-teacher")), NOW) == (
         f"request {RID}: only consent that was given can be withdrawn")
 
 
 def test_consent_is_recorded_by_the_discloser_and_never_on_a_deleted_request() -> None:
     awaited = state(stage="consent", consent="awaited")
-    assert refusal(check_consent, awaited, ConsentAction(status="given", by="cs-x")) == (
+    assert refusal(check_consent, awaited, own(ConsentAction(status="given", by="cs-x")), NOW) == (
         f"by: cs-x is not a contact of {DISCLOSER} or the requester")
-    assert refusal(check_consent, state(stage="deleted"), ConsentAction(status="withdrawn", by="np-teacher")) == (
-        f"request {RID}: content already deleted")
+    withdrawn = own(ConsentAction(status="withdrawn", by="np-teacher"))
+    assert refusal(check_consent, state(stage="deleted"), withdrawn, NOW) == f"request {RID}: content already deleted"
     # Before intake only the requester is known.
     before = state(stage="intake", intake=None, consent="not_sought")
-    assert "not a contact" in refusal(check_consent, before, ConsentAction(status="given", by="np-dsl"))
-    assert "consent is not awaited (stage: intake" in refusal(check_consent, before,
-                                                              ConsentAction(status="given", by="np-teacher"))
+    assert "not a contact" in refusal(check_consent, before, own(ConsentAction(status="given", by="np-dsl")), NOW)
+    # and no signing key: nothing can be recorded before intake.
+    assert "np-teacher has no signing key" in refusal(check_consent, before,
+                                                      own(ConsentAction(status="given", by="np-teacher")), NOW)
 
 
 # --- signatures (one check, used by override, decision and acknowledgement) -------------------
@@ -138,7 +146,7 @@ def test_a_signature_counts_only_from_the_signers_own_key_over_this_request_once
     check_override(s, signed(OVERRIDE, at=NOW + CLOCK_SKEW), NOW)
     assert refusal(check_override, s, OVERRIDE, NOW) == "override: unsigned; np-teacher signs it with their key (--key)"
     wrong = (f"override: signature is not np-teacher's over this override of request {RID} "
-             "(altered, another key, or signed for another request)")
+             "(altered, another key, or signed for another request or content)")
     assert refusal(check_override, s, signed(OVERRIDE, by="np-dsl"), NOW) == wrong
     assert refusal(check_override, s, signed(OVERRIDE, request_id="r-other"), NOW) == wrong
     altered = signed(OVERRIDE).model_copy(update={"ground": "person_cannot_consent"})
@@ -146,13 +154,53 @@ def test_a_signature_counts_only_from_the_signers_own_key_over_this_request_once
     assert refusal(check_override, s, signed(OVERRIDE, at=NOW + CLOCK_SKEW + timedelta(seconds=1)), NOW) == (
         "override: signed_at is in the future; check the signer's clock")
     dpo = OverrideAction(ground="would_increase_risk_to_child", reason="risk", by="np-dpo")
-    assert refusal(check_override, s, dpo.model_copy(update={"signed_at": NOW, "signature": "AAAA"}), NOW) == (
+    keyless = s.model_copy(update={"intake": intake().model_copy(update={"signing_keys": {
+        who: key.public_b64 for who, key in KEYS.items() if who != "np-dpo"}})})
+    assert refusal(check_override, keyless, dpo.model_copy(update={"signed_at": NOW, "signature": "AAAA"}), NOW) == (
         "override: np-dpo has no signing key in the directory")
     first = signed(APPROVE.model_copy(update={"decision": "comment"}))
     commented = state(decisions=[DecisionEntry(at=NOW, by="np-dsl", decision="comment", reason_sha256="0" * 64,
                                                signature=first.signature)])
     assert refusal(check_decision, commented, first, NOW) == (
         "decision: this signed decision was already recorded (a replay)")
+
+
+def test_every_signature_binds_the_requests_content_digest() -> None:
+    """A signed action made for one request cannot be replayed onto a run of the same id whose
+    content or addressing differs: the signature covers the request's content digest."""
+    other_content = state(request_sha256="e" * 64)
+    assert "signature is not np-dsl's" in refusal(check_decision, other_content, signed(APPROVE), NOW)
+    awaited = other_content.model_copy(update={"stage": "consent", "consent": "awaited"})
+    consent = signed(ConsentAction(status="given", by="np-teacher"))
+    assert "signature is not np-teacher's" in refusal(check_consent, awaited, consent, NOW)
+
+
+def test_consent_hold_release_and_challenge_are_refused_unsigned_mis_signed_or_replayed() -> None:
+    """Security model: consent, legal holds and challenges are the signed act of the person named, once."""
+    awaited = state(stage="consent", consent="awaited")
+    assert refusal(check_consent, awaited, ConsentAction(status="given", by="np-teacher"), NOW) == (
+        "consent: unsigned; np-teacher signs it with their key (--key)")
+    assert "signature is not np-teacher's" in refusal(
+        check_consent, awaited, signed(ConsentAction(status="given", by="np-teacher"), by="np-dsl"), NOW)
+    retained = state(stage="retention")
+    hold = signed(HoldAction(hold=True, reason="inquiry", by="np-dpo"))
+    check_hold(retained, hold, NOW)
+    assert refusal(check_hold, retained, HoldAction(hold=True, reason="inquiry", by="np-dpo"), NOW) == (
+        "legal hold: unsigned; np-dpo signs it with their key (--key)")
+    assert "signature is not np-dpo's" in refusal(
+        check_hold, retained, hold.model_copy(update={"reason": "something else"}), NOW)
+    released = retained.model_copy(update={"action_signatures": [hold.signature]})
+    assert refusal(check_hold, released, hold, NOW) == (
+        "legal hold: this signed legal hold was already recorded (a replay)")
+    release = HoldAction(hold=False, reason="closed", by="np-head")
+    assert "release: signature is not np-head's" in refusal(
+        check_hold, retained.model_copy(update={"held": True}), signed(release, by="np-dpo"), NOW)
+    challenge = signed(ChallengeAction(by="np-teacher", text="that is wrong"))
+    check_challenge(retained, challenge, NOW)
+    assert refusal(check_challenge, retained, ChallengeAction(by="np-teacher", text="x"), NOW) == (
+        "challenge: unsigned; np-teacher signs it with their key (--key)")
+    assert "a replay" in refusal(
+        check_challenge, retained.model_copy(update={"action_signatures": [challenge.signature]}), challenge, NOW)
 
 
 # --- override --------------------------------------------------------------------------------
@@ -306,19 +354,20 @@ def test_only_the_recipient_acknowledges_a_delivered_bundle_once() -> None:
 def test_a_legal_hold_is_placed_and_released_by_the_disclosers_dpo_or_managers_only() -> None:
     """Retention is information governance: holds are attributed, and only governors place them."""
     retained = state(stage="retention")
-    check_hold(retained, HoldAction(hold=True, reason="inquiry", by="np-dpo"))
-    check_hold(retained.model_copy(update={"held": True}), HoldAction(hold=False, reason="closed", by="np-head"))
-    assert refusal(check_hold, retained, HoldAction(hold=True, reason="inquiry")) == (
+    check_hold(retained, own(HoldAction(hold=True, reason="inquiry", by="np-dpo")), NOW)
+    held = retained.model_copy(update={"held": True})
+    check_hold(held, own(HoldAction(hold=False, reason="closed", by="np-head")), NOW)
+    assert refusal(check_hold, retained, own(HoldAction(hold=True, reason="inquiry")), NOW) == (
         f"by: who places or releases the legal hold (a DPO or manager of {DISCLOSER}) is required")
-    assert refusal(check_hold, retained, HoldAction(hold=True, reason="inquiry", by="np-teacher")) == (
+    assert refusal(check_hold, retained, own(HoldAction(hold=True, reason="inquiry", by="np-teacher")), NOW) == (
         f"by: np-teacher is not a DPO or manager of {DISCLOSER}; only they place or release a legal hold")
     assert "is not a DPO or manager" in refusal(check_hold, state(intake=None, stage="intake"),
-                                                HoldAction(hold=True, reason="inquiry", by="np-dpo"))
-    assert refusal(check_hold, state(stage="deleted"), HoldAction(hold=True, reason="late", by="np-dpo")) == (
+                                                own(HoldAction(hold=True, reason="inquiry", by="np-dpo")), NOW)
+    assert refusal(check_hold, state(stage="deleted"), own(HoldAction(hold=True, reason="late", by="np-dpo")), NOW) == (
         f"request {RID}: content already deleted")
-    assert refusal(check_hold, retained.model_copy(update={"held": True}),
-                   HoldAction(hold=True, reason="again", by="np-dpo")) == f"request {RID}: already on legal hold"
-    assert refusal(check_hold, retained, HoldAction(hold=False, reason="none", by="np-dpo")) == (
+    again = own(HoldAction(hold=True, reason="again", by="np-dpo"))
+    assert refusal(check_hold, held, again, NOW) == f"request {RID}: already on legal hold"
+    assert refusal(check_hold, retained, own(HoldAction(hold=False, reason="none", by="np-dpo")), NOW) == (
         f"request {RID}: not on legal hold")
 
 
@@ -326,8 +375,8 @@ def test_a_legal_hold_is_placed_and_released_by_the_disclosers_dpo_or_managers_o
 
 
 def test_a_challenge_is_recorded_by_the_discloser_until_deletion() -> None:
-    check_challenge(state(stage="retention"), ChallengeAction(by="np-teacher", text="that is wrong"))
-    assert refusal(check_challenge, state(), ChallengeAction(by="cs-front-door", text="x")) == (
+    check_challenge(state(stage="retention"), own(ChallengeAction(by="np-teacher", text="that is wrong")), NOW)
+    assert refusal(check_challenge, state(), own(ChallengeAction(by="cs-front-door", text="x")), NOW) == (
         f"by: cs-front-door is not a contact of {DISCLOSER} or the requester")
-    assert refusal(check_challenge, state(stage="deleted"), ChallengeAction(by="np-teacher", text="x")) == (
+    assert refusal(check_challenge, state(stage="deleted"), own(ChallengeAction(by="np-teacher", text="x")), NOW) == (
         f"request {RID}: content already deleted")

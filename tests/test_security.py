@@ -9,14 +9,25 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from temporalio.api.common.v1 import Payload
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.converter import WorkflowSerializationContext
 
 import crypto
 from clients import Refused, sign
-from schemas import AckAction, DecisionAction, OverrideAction, workflow_id
+from schemas import (
+    WORKFLOW_TYPE,
+    AckAction,
+    DecisionAction,
+    IntakeError,
+    OverrideAction,
+    ShareInput,
+    ShareRequest,
+    Submission,
+    workflow_id,
+)
+from store import NotFound
 from workers import ROUTINE, eventually, in_stage
-from workflows._rules import signed_by
 
 from .conftest import TESTS, Stack
 
@@ -42,6 +53,7 @@ async def test_unsigned_mis_signed_altered_replayed_and_self_approving_decisions
     refused attempt is in the audit log."""
     rid = await at_manager_review(stack)
     other = await at_manager_review(stack)
+    digest, other_digest = await stack.client.digest(rid), await stack.client.digest(other)
     dsl, head = stack.client.own_key("np-dsl"), stack.client.own_key("np-head")
     approve = DecisionAction(decision="approve", manager="np-dsl", reason="proportionate")
 
@@ -49,17 +61,17 @@ async def test_unsigned_mis_signed_altered_replayed_and_self_approving_decisions
         await stack.client.decide(rid, approve, key=None)
     with pytest.raises(Refused, match="signature is not np-dsl's"):
         await stack.client.decide(rid, approve, key=head)  # another manager's key
-    altered = sign(approve, rid, dsl).model_copy(update={"reason": "something else"})
+    altered = sign(approve, rid, digest, dsl).model_copy(update={"reason": "something else"})
     with pytest.raises(Refused, match="signature is not np-dsl's"):
         await stack.client.decide(rid, altered, key=None)
-    for_other_request = sign(approve, other, dsl)
+    for_other_request = sign(approve, other, other_digest, dsl)
     with pytest.raises(Refused, match="signature is not np-dsl's"):
         await stack.client.decide(rid, for_other_request, key=None)
-    comment = sign(DecisionAction(decision="comment", manager="np-dsl", reason="noted"), rid, dsl)
+    comment = sign(DecisionAction(decision="comment", manager="np-dsl", reason="noted"), rid, digest, dsl)
     await stack.client.decide(rid, comment, key=None)
     with pytest.raises(Refused, match="a replay"):
         await stack.client.decide(rid, comment, key=None)
-    future = sign(approve, rid, dsl, now=await stack.env.get_current_time() + timedelta(hours=1))
+    future = sign(approve, rid, digest, dsl, now=await stack.env.get_current_time() + timedelta(hours=1))
     with pytest.raises(Refused, match="signed_at is in the future"):
         await stack.client.decide(rid, future, key=None)
 
@@ -198,10 +210,73 @@ def test_signed_message_binds_action_request_and_every_field() -> None:
     """A signature over one action cannot be moved to another request, action or wording."""
     key = crypto.SigningKey.generate()
     now = datetime(2026, 11, 21, tzinfo=UTC)
-    signed = sign(DecisionAction(decision="approve", manager="m-1", reason="ok"), "r-1", key, now)
-    assert signed_by(signed, "r-1", key.public_b64)
-    assert not signed_by(signed, "r-2", key.public_b64)
-    assert not signed_by(signed.model_copy(update={"decision": "decline"}), "r-1", key.public_b64)
-    assert not signed_by(signed, "r-1", crypto.SigningKey.generate().public_b64)
+    digest = "d" * 64
+    signed = sign(DecisionAction(decision="approve", manager="m-1", reason="ok"), "r-1", digest, key, now)
+    assert crypto.signed_by(signed, "r-1", digest, key.public_b64)
+    assert not crypto.signed_by(signed, "r-2", digest, key.public_b64)
+    assert not crypto.signed_by(signed, "r-1", "e" * 64, key.public_b64)  # same id, other content
+    assert not crypto.signed_by(signed.model_copy(update={"decision": "decline"}), "r-1", digest, key.public_b64)
+    assert not crypto.signed_by(signed, "r-1", digest, crypto.SigningKey.generate().public_b64)
     as_ack = AckAction(agency="m-1", signed_at=now, signature=signed.signature)
-    assert not signed_by(as_ack, "r-1", key.public_b64)
+    assert not crypto.signed_by(as_ack, "r-1", digest, key.public_b64)
+
+
+async def _started_directly(stack: Stack, req: ShareRequest, submission: Submission | None) -> str:
+    """How an insider with Temporal access would start a request: past the client's checks."""
+    handle = await stack.client.client.start_workflow(
+        WORKFLOW_TYPE, ShareInput(request=req.at_intake((await stack.env.get_current_time()).date()),
+                                  submission=submission),
+        id=workflow_id(req.request_id), task_queue=stack.client.task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+    stack.client.started.append(handle.id)
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    return str(failed.value.cause.cause)
+
+
+async def test_a_submission_not_signed_by_the_requesting_agency_or_its_requester_is_refused_at_intake(
+    stack: Stack,
+) -> None:
+    """A request is its submitter's own act: started through Temporal unsigned, or signed by another
+    agency or another practitioner, it fails at intake, nothing is stored and the worker never seals
+    a bundle in the disclosing agency's name; the attempt is audited."""
+    req = await stack.request("routine-consent")
+    digest = req.at_intake((await stack.env.get_current_time()).date()).digest()
+    police = sign(Submission(by="riverside-police"), req.request_id, digest, stack.client.own_key("riverside-police"))
+    colleague = sign(Submission(by="np-teacher"), req.request_id, digest, stack.client.own_key("np-dsl"))
+    assert "submission: signed by northfield-primary or the requester np-teacher" in await _started_directly(
+        stack, req, None)
+    assert "submission.by: northfield-primary itself or the requester np-teacher" in await _started_directly(
+        stack, req, police)
+    assert "submission: a signature by np-teacher over this request's content" in await _started_directly(
+        stack, req, colleague)
+    with pytest.raises(NotFound):
+        await stack.store.get_request(req.request_id)
+    trail = await stack.store.audit_trail(req.request_id)
+    assert [e.event for e in trail] == ["submission_refused"] * 3
+    # The client refuses the same before anything starts.
+    with pytest.raises(IntakeError, match="submission"):
+        await stack.client.submit(await stack.request("routine-consent"), stack.client.own_key("np-dsl"))
+    # The agency's own system may submit for its practitioner.
+    signed_by_agency = await stack.request("routine-consent")
+    await stack.client.submit(signed_by_agency, by="northfield-primary")
+    await stack.until(signed_by_agency.request_id, in_stage("consent"))
+
+
+async def test_a_closed_requests_id_never_starts_a_new_run_so_its_signed_approval_cannot_be_replayed(
+    stack: Stack,
+) -> None:
+    """Request ids are never reused: once a request got past intake, a new run under its id (started
+    through Temporal, with a valid signature over other content addressed to another agency) is
+    refused at intake; and the old run's signed approval would not verify on it anyway."""
+    req = await stack.routine("manager_review")
+    rid = req.request_id
+    approval = sign(DecisionAction(decision="approve", manager="np-dsl", reason="proportionate"), rid,
+                    await stack.client.digest(rid), stack.client.own_key("np-dsl"))
+    await stack.client.handle(rid).terminate("an insider ends it")
+    other = req.model_copy(update={"recipient_agency": "riverside-police"})
+    digest = other.at_intake((await stack.env.get_current_time()).date()).digest()
+    submission = sign(Submission(by="np-teacher"), rid, digest, stack.client.own_key("np-teacher"))
+    assert "request_id: a new id" in await _started_directly(stack, other, submission)
+    assert not crypto.signed_by(approval, rid, digest, stack.client.own_key("np-dsl").public_b64)
+    assert (await stack.store.audit_trail(rid))[-1].event == "submission_refused"

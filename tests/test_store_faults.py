@@ -73,24 +73,31 @@ class Proxy:
         await self.server.wait_closed()
 
 
-@pytest.fixture
-async def proxied(
-    postgres: str | None, tmp_path: Path, env: WorkflowEnvironment
-) -> AsyncIterator[tuple[Stack, Proxy, str]]:
+@contextlib.asynccontextmanager
+async def proxied_database(postgres: str | None) -> AsyncIterator[tuple[Proxy, str, str]]:
+    """A fresh PostgreSQL database at the current schema, behind a proxy: the proxy, the URL through
+    it, and the direct URL (asyncpg's form)."""
     require_postgres(postgres)
     async with fresh_postgres_database(PG_URL) as url:
         await upgrade_database(url)
         proxy = Proxy(int(PG_URL.rsplit(":", 1)[1]))
         await proxy.start()
         server, name = url.rsplit("/", 1)
-        through = f"{server.rsplit(':', 1)[0]}:{proxy.port}/{name}"
-        settings = Settings.from_env({"SAFESHARE_HOME": str(tmp_path / "home"), "SAFESHARE_DATABASE_URL": through})
-        ensure_demo_home(settings)
         try:
-            async with open_stack(env, settings) as stack:
-                yield stack, proxy, url.replace("+asyncpg", "")
+            yield proxy, f"{server.rsplit(':', 1)[0]}:{proxy.port}/{name}", url.replace("+asyncpg", "")
         finally:
             await proxy.stop()
+
+
+@pytest.fixture
+async def proxied(
+    postgres: str | None, tmp_path: Path, env: WorkflowEnvironment
+) -> AsyncIterator[tuple[Stack, Proxy, str]]:
+    async with proxied_database(postgres) as (proxy, through, direct):
+        settings = Settings.from_env({"SAFESHARE_HOME": str(tmp_path / "home"), "SAFESHARE_DATABASE_URL": through})
+        ensure_demo_home(settings)
+        async with open_stack(env, settings) as stack:
+            yield stack, proxy, direct
 
 
 async def attempts(stack: Stack, request_id: str) -> int:
@@ -198,13 +205,8 @@ async def test_refusals_a_stopped_worker_could_not_append_are_appended_when_it_s
 ) -> None:
     """A worker that stops while the store is down leaves its refusals on disk (owner-only); the
     next one appends them first, each once, however often it is tried."""
-    require_postgres(postgres)
-    async with fresh_postgres_database(PG_URL) as url:
-        await upgrade_database(url)
-        proxy = Proxy(int(PG_URL.rsplit(":", 1)[1]))
-        await proxy.start()
-        server, name = url.rsplit("/", 1)
-        store = await Store.open(f"{server.rsplit(':', 1)[0]}:{proxy.port}/{name}", crypto.new_key())
+    async with proxied_database(postgres) as (proxy, through, _):
+        store = await Store.open(through, crypto.new_key())
         pending = PendingSteps(tmp_path / "pending")
         refusal = Refusal("share-r-stopped", "update-1", "decide", "np-dsl", "decision: unsigned")
         try:
@@ -226,4 +228,3 @@ async def test_refusals_a_stopped_worker_could_not_append_are_appended_when_it_s
             assert [(e.step, e.actor) for e in trail] == [("refused-update-1", "np-dsl")]
         finally:
             await store.close()
-            await proxy.stop()

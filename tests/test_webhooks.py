@@ -27,7 +27,7 @@ from activities import SIGNATURE_HEADER, idempotency_key
 from clients import InputError, SafeshareClient, Settings, open_codec, read_directory
 from schemas import Status, workflow_id
 from store import Store
-from workers import ensure_demo_home, eventually, load_home, running_worker
+from workers import demo_key, ensure_demo_home, eventually, load_home, running_worker
 from workers._dev import _connect_when_ready, dev_server_args
 
 from .conftest import BIN, EXAMPLES, Stack, example
@@ -197,10 +197,11 @@ async def test_worker_killed_mid_delivery_still_delivers_exactly_once(
             while b"worker_started" not in (line := await worker.stderr.readline()):
                 assert line, "the worker exited before it started"
         receiver.hold = asyncio.Event()
-        client = SafeshareClient(temporal, load_home(settings)[0], settings.task_queue)
+        directory = load_home(settings)[0]
+        client = SafeshareClient(temporal, directory, settings.task_queue)
         req = example("emergency-override")
         rid = req.request_id
-        await client.submit(req)
+        await client.submit(req, demo_key(settings, directory, req.requested_by))
         async with asyncio.timeout(30):
             while rid not in receiver.accepted:
                 receiver.arrived.clear()

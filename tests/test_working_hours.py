@@ -181,6 +181,8 @@ async def test_a_change_of_rag_rating_needs_a_reason_is_recorded_and_retimes_the
         await stack.client.rate(rid, RateAction(by="rp-officer", rag="red", reason="Outsider"))
     with pytest.raises(Refused, match=r"rag: .* already rated green"):
         await stack.client.rate(rid, RateAction(by="np-teacher", rag="green", reason="Same again"))
+    with pytest.raises(Refused, match="rating change: unsigned"):
+        await stack.client.rate(rid, RateAction(by="np-teacher", rag="red", reason="Unsigned"), key=None)
     reason = unique("A disclosure of injury today")
     assert (await stack.client.rate(rid, RateAction(by="np-teacher", rag="red", reason=reason))).rag == "red"
     red_by = add_working_hours(after, RAG["red"], cal)
@@ -188,7 +190,9 @@ async def test_a_change_of_rag_rating_needs_a_reason_is_recorded_and_retimes_the
     assert status.awaiting.deadline >= add_working_hours(before, RAG["red"], cal) and status.escalation_tier == 1
     view, text = await records(stack, rid)
     changes = [(e["actor"], e["note"], json.loads(e["data"])) for e in view["trail"] if e["event"] == "rating_changed"]
-    assert changes == [("np-teacher", reason, {"from": "green", "to": "red"})]
+    assert [(actor, note, data["from"], data["to"]) for actor, note, data in changes] == [
+        ("np-teacher", reason, "green", "red")]
+    assert changes[0][2]["signature"]  # signed by the practitioner: the audit chain holds it
     assert f"note: {reason}" in text
     # The red timescale is the one kept: the first manager's silence escalates at its end.
     await stack.env.sleep(status.awaiting.deadline + timedelta(minutes=2) - await stack.env.get_current_time())

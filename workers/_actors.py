@@ -103,7 +103,7 @@ class Step:
         key = ["--key", str(settings.contact_key_file(by))]
         match self.update:
             case "consent":
-                return ["consent", request_id, f"--{self.consent}", "--by", by]
+                return ["consent", request_id, f"--{self.consent}", "--by", by, *key]
             case "override":
                 return ["override", request_id, "--ground", self.ground, "--reason", self.reason, "--by", by, *key]
             case "decide":
@@ -210,8 +210,11 @@ class Actors:
         """Called once a step's action is accepted."""
 
     async def submit(self, request: ShareRequest) -> Submitted:
-        """Submit it (again, if a call failed: the request id makes a second submission a no-op)."""
-        return await self._retried(f"request {request.request_id}: submitted", lambda: self.client.submit(request))
+        """Submit it, signed by its requester's demo key (again, if a call failed: the request id
+        makes a second submission a no-op)."""
+        key = self.key(request.requested_by)
+        return await self._retried(f"request {request.request_id}: submitted",
+                                   lambda: self.client.submit(request, key))
 
     async def take(self, request: ShareRequest, step: Step) -> Status:
         """The step now, signed by its actor's demo key."""
@@ -219,7 +222,7 @@ class Actors:
         action, by = step.action(cast), step.actor(cast)
         match action:
             case ConsentAction():
-                status = await self.client.consent(rid, action)
+                status = await self.client.consent(rid, action, self.key(by))
             case OverrideAction():
                 status = await self.client.override(rid, action, self.key(by))
             case DecisionAction():

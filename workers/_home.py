@@ -15,8 +15,9 @@ from schemas import Directory, Policy
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-# Who signs what: managers their decisions, practitioners their overrides.
-SIGNING_ROLES = ("manager", "practitioner")
+# Who signs what: practitioners their submissions, consent, overrides and challenges; managers
+# their decisions and legal holds; DPOs their legal holds and releases.
+SIGNING_ROLES = ("manager", "practitioner", "dpo")
 
 
 def ensure_demo_home(settings: Settings) -> bool:

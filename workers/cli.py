@@ -51,7 +51,13 @@ async def demo() -> None:
     await run_demo(Settings.from_env())
 
 
+# Everything a Safeshare process creates (key files, SQLite store and vault, the dev server's
+# database, mail files, logs) is its owner's alone: 0600 files in 0700 folders, from the first byte.
+PRIVATE_UMASK = 0o077
+
+
 def main() -> None:
+    os.umask(PRIVATE_UMASK)
     try:
         app()
         code: int | str | None = 0

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         RequestAt,
         SearchKey,
         ShareState,
+        Signed,
         Status,
         UpdateName,
         WithdrawAction,
@@ -73,6 +74,7 @@ class ActorActions:
             escalation_tier=s.escalation_tier, overdue=s.overdue, awaiting=s.awaiting,
             approved_items=s.approved_items, acknowledged_at=s.acknowledged_at, held=s.held,
             retention_until=s.intake.retention_until if s.intake else None, deleted_at=s.deleted_at,
+            request_sha256=s.request_sha256,
             recalled_at=s.recall.at if s.recall else None, rag=s.rag,
             items_withholding_identity=[i.id for i in items if i.withholds_identity],
             items_needing_manual_redaction=[i.id for i in items if i.needs_manual_redaction],
@@ -81,17 +83,19 @@ class ActorActions:
     @workflow.update(name=UpdateName.CONSENT)
     async def record_consent(self, action: ConsentAction) -> Status:
         s = self._s
-        s.consent = action.status
+        s.consent, s.consent_by, s.consent_signature = action.status, action.by, action.signature
+        self._signed(action)
         notices = []
         if action.status == "withdrawn" and s.receipt is not None and s.intake is not None:
             notices.append(Notice(to=s.intake.recipient_contacts, kind="consent_withdrawn",
                                   awaiting="stop further use that relied on consent"))
-        self._records.add_step(f"consent_{action.status}", actor=action.by, notices=notices)
+        self._records.add_step(f"consent_{action.status}", actor=action.by, data=_signature(action),
+                               notices=notices)
         return await self._answer_once_stored()
 
     @record_consent.validator
     def _validate_consent(self, action: ConsentAction) -> None:
-        _allowed(rules.check_consent, self._s, action)
+        _allowed(rules.check_consent, self._s, action, workflow.now())
 
     @workflow.update(name=UpdateName.OVERRIDE)
     async def record_override(self, action: OverrideAction) -> Status:
@@ -180,13 +184,14 @@ class ActorActions:
     async def legal_hold(self, action: HoldAction) -> Status:
         assert action.by is not None  # the rules refuse a hold that does not say who places it
         self._s.held = action.hold
+        self._signed(action)
         self._records.add_step("legal_hold_placed" if action.hold else "legal_hold_released",
-                               actor=action.by, note=action.reason)
+                               actor=action.by, data=_signature(action), note=action.reason)
         return await self._answer_once_stored()
 
     @legal_hold.validator
     def _validate_hold(self, action: HoldAction) -> None:
-        _allowed(rules.check_hold, self._s, action)
+        _allowed(rules.check_hold, self._s, action, workflow.now())
 
     @workflow.update(name=UpdateName.RECALL)
     async def recall(self, action: RecallAction) -> Status:
@@ -216,28 +221,37 @@ class ActorActions:
         """A change of the front door's RAG rating, with its reason; a manager's wait under way
         is re-timed to the new rating's timescale from when that manager was asked."""
         s = self._s
-        self._records.add_step("rating_changed", actor=action.by, data={"from": s.rag, "to": action.rag},
-                               note=action.reason)
+        self._signed(action)
+        self._records.add_step("rating_changed", actor=action.by,
+                               data={"from": s.rag, "to": action.rag, **_signature(action)}, note=action.reason)
         s.rag = action.rag
         return await self._answer_once_stored()
 
     @rate.validator
     def _validate_rating(self, action: RateAction) -> None:
-        _allowed(rules.check_rating, self._s, action)
+        _allowed(rules.check_rating, self._s, action, workflow.now())
 
     @workflow.update(name=UpdateName.CHALLENGE)
     async def challenge(self, action: ChallengeAction) -> Status:
         s = self._s
         assert s.intake is not None
         s.challenges += 1
+        self._signed(action)
         tier1 = s.intake.managers_at(s.intake.tiers()[0])
-        self._records.add_step("challenge_recorded", actor=action.by, note=action.text, notices=[Notice(
-            to=tier1 + s.intake.dpo, kind="challenge_recorded", awaiting="consideration of the subject's challenge")])
+        notice = Notice(to=tier1 + s.intake.dpo, kind="challenge_recorded",
+                        awaiting="consideration of the subject's challenge")
+        self._records.add_step("challenge_recorded", actor=action.by, data=_signature(action), note=action.text,
+                               notices=[notice])
         return await self._answer_once_stored()
 
     @challenge.validator
     def _validate_challenge(self, action: ChallengeAction) -> None:
-        _allowed(rules.check_challenge, self._s, action)
+        _allowed(rules.check_challenge, self._s, action, workflow.now())
+
+    def _signed(self, action: Signed) -> None:
+        """A consent, hold, release, rating change or challenge signature is accepted once (the rules check)."""
+        if action.signature is not None:
+            self._s.action_signatures.append(action.signature)
 
     async def _answer_once_stored(self) -> Status:
         await self._records.store_before_answer()
@@ -261,3 +275,8 @@ class ActorActions:
         changed = [p for p in pairs if shown.get(p.key) != p.value]
         if changed:
             workflow.upsert_search_attributes(changed)
+
+
+def _signature(action: Signed) -> dict[str, str | None]:
+    # In the audit entry, so the hash chain holds who signed what (`safeshare audit verify`).
+    return {"signature": action.signature}

@@ -58,21 +58,17 @@ def decision_made(s: ShareState, stage: Stage) -> bool:
     return any(d.kind == kind and d.decision != "comment" for d in s.decisions)
 
 
-def signed_by(action: Signed, request_id: str, public_key: str) -> bool:
+def signed_by(action: Signed, s: ShareState, public_key: str) -> bool:
     """Whether the action carries the holder of `public_key`'s signature over this action of this
-    request, made at a stated time."""
-    if action.signature is None or action.signed_at is None:
-        return False
-    try:
-        crypto.verify(public_key, action.signature, action.signed_message(request_id))
-    except crypto.CryptoError:
-        return False
-    return True
+    request, its content as submitted included, made at a stated time."""
+    return crypto.signed_by(action, s.request_id, s.request_sha256, public_key)
 
 
-def check_consent(s: ShareState, action: ConsentAction) -> None:
+def check_consent(s: ShareState, action: ConsentAction, now: datetime) -> None:
+    """The family's answer, as the practitioner who records it signs it."""
     _check_discloser(s, action.by, "by")
-    _check_not_deleted(s)
+    _check_not_deleted(s)  # before the signature: deletion drops the digest signatures bind
+    _check_signature(s, action, "consent", s.action_signatures, now)
     if action.status == "withdrawn":
         if s.consent != "given":
             raise Refusal(f"request {s.request_id}: only consent that was given can be withdrawn")
@@ -161,7 +157,7 @@ def check_recall(s: ShareState, action: RecallAction, now: datetime) -> None:
         raise Refusal(f"request {s.request_id}: the bundle is already recalled")
 
 
-def check_hold(s: ShareState, action: HoldAction) -> None:
+def check_hold(s: ShareState, action: HoldAction, now: datetime) -> None:
     """Retention is information governance: the discloser's DPO or its managers (DSL, IG lead)."""
     if action.by is None:
         raise Refusal("by: who places or releases the legal hold (a DPO or manager of "
@@ -171,11 +167,12 @@ def check_hold(s: ShareState, action: HoldAction) -> None:
         raise Refusal(f"by: {action.by} is not a DPO or manager of {s.disclosing_agency}; "
                       "only they place or release a legal hold")
     _check_not_deleted(s)
+    _check_signature(s, action, "legal hold" if action.hold else "release", s.action_signatures, now)
     if action.hold == s.held:
         raise Refusal(f"request {s.request_id}: " + ("already on legal hold" if s.held else "not on legal hold"))
 
 
-def check_rating(s: ShareState, action: RateAction) -> None:
+def check_rating(s: ShareState, action: RateAction, now: datetime) -> None:
     """The front door's rating sets the manager's timescale: a change of it must say why."""
     _check_discloser(s, action.by, "by")
     _check_not_deleted(s)
@@ -183,11 +180,13 @@ def check_rating(s: ShareState, action: RateAction) -> None:
         raise Refusal("reason: why the RAG rating changes is required; a change of rating is recorded with it")
     if action.rag == s.rag:
         raise Refusal(f"rag: request {s.request_id} is already rated {action.rag}")
+    _check_signature(s, action, "rating change", s.action_signatures, now)
 
 
-def check_challenge(s: ShareState, action: ChallengeAction) -> None:
+def check_challenge(s: ShareState, action: ChallengeAction, now: datetime) -> None:
     _check_discloser(s, action.by, "by")
     _check_not_deleted(s)
+    _check_signature(s, action, "challenge", s.action_signatures, now)
 
 
 def _check_not_deleted(s: ShareState) -> None:
@@ -207,11 +206,12 @@ def _check_signature(s: ShareState, action: Signed, what: str, used: Sequence[st
     keys = s.intake.signing_keys if s.intake else {}
     if action.signature is None:
         raise Refusal(f"{what}: unsigned; {action.signer} signs it with their key (--key)")
-    if action.signer not in keys:
-        raise Refusal(f"{what}: {action.signer} has no signing key in the directory")
-    if not signed_by(action, s.request_id, keys[action.signer]):
+    signer = action.signer
+    if signer is None or signer not in keys:
+        raise Refusal(f"{what}: {signer} has no signing key in the directory")
+    if not signed_by(action, s, keys[signer]):
         raise Refusal(f"{what}: signature is not {action.signer}'s over this {what} of request "
-                      f"{s.request_id} (altered, another key, or signed for another request)")
+                      f"{s.request_id} (altered, another key, or signed for another request or content)")
     if action.signature in used:
         raise Refusal(f"{what}: this signed {what} was already recorded (a replay)")
     if action.signed_at is not None and action.signed_at > now + CLOCK_SKEW:

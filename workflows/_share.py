@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas import (
         UNSAFE_TO_INFORM_GROUNDS,
         WORKFLOW_TYPE,
+        AcceptInput,
         Awaiting,
         DecisionRecord,
         DeliverInput,
@@ -63,6 +64,8 @@ class ShareRequestWorkflow(ActorActions):
                 recipient_agency=r.recipient_agency, requested_by=r.requested_by,
                 lawful_basis=r.lawful_basis, special_condition=r.special_condition, agreement_ref=r.agreement_ref,
                 inform_subject=r.inform_subject.inform, request_sha256=r.digest(), rag=r.rag,
+                submitted_by=inp.submission.by if inp.submission else None,
+                submission_signature=inp.submission.signature if inp.submission else None,
             )
         self._records = StageRecords(self._s, self._decision_record)
 
@@ -70,7 +73,7 @@ class ShareRequestWorkflow(ActorActions):
     async def run(self, inp: ShareInput) -> Status:
         s = self._s
         if inp.request is not None:
-            await self._accept(inp.request)
+            await self._accept(AcceptInput(request=inp.request, submission=inp.submission))
             await self._seek_consent(inp.request)
             if s.declined:
                 pass  # withdrawn by the practitioner while consent was awaited: no manager is asked
@@ -94,9 +97,11 @@ class ShareRequestWorkflow(ActorActions):
 
     # --- stages --------------------------------------------------------------------------------
 
-    async def _accept(self, request: ShareRequest) -> None:
+    async def _accept(self, accept: AcceptInput) -> None:
+        """Intake refuses a submission that is not its submitter's signed act, or reuses an id:
+        the run then fails, before anything is stored or sealed."""
         s = self._s
-        s.intake = await workflow.execute_activity_method(IntakeActivities.accept_request, request, **STEP)
+        s.intake = await workflow.execute_activity_method(IntakeActivities.accept_request, accept, **STEP)
         self._records.add_step("request_accepted", actor=s.requested_by,
                                data={"items": len(s.intake.items), "direction": s.direction})
 
@@ -330,6 +335,8 @@ class ShareRequestWorkflow(ActorActions):
             requested_by=s.requested_by, lawful_basis=s.lawful_basis, special_condition=s.special_condition,
             agreement_ref=s.agreement_ref, consent_status=s.consent, override_ground=s.override_ground,
             override_by=s.override_by, override_signature=s.override_signature, ack_signature=s.ack_signature,
+            submitted_by=s.submitted_by, submission_signature=s.submission_signature,
+            consent_by=s.consent_by, consent_signature=s.consent_signature,
             decisions=s.decisions, categories_shared=sorted({i.category for i in shared}),
             items_shared=shared, withheld_identities=s.receipt.withheld_identities if s.receipt else 0,
             bundle_sha256=s.receipt.bundle_sha256 if s.receipt else None,

@@ -3,6 +3,7 @@ DPO or a manager."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,13 +15,15 @@ from . import _resources as resources
 from ._app import JudgementOpt, KeyOpt, app, command, one_of, signing_key
 from ._output import out, recorded
 
+ManagerOpt = Annotated[str, typer.Option("--manager", help="You, a manager of the disclosing agency (directory id)")]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why: recorded, and shown to those entitled to the record")]
 
 @app.command()
 @command
 async def decide(
     request_id: str,
-    manager: Annotated[str, typer.Option("--manager", help="You, the deciding manager (directory id)")],
-    reason: Annotated[str, typer.Option("--reason", help="Why: kept with the decision record")],
+    manager: ManagerOpt,
+    reason: ReasonOpt,
     approve: Annotated[bool, typer.Option("--approve")] = False,
     decline: Annotated[bool, typer.Option("--decline")] = False,
     comment: Annotated[bool, typer.Option("--comment")] = False,
@@ -46,8 +49,8 @@ async def decide(
 @command
 async def recall(
     request_id: str,
-    manager: Annotated[str, typer.Option("--manager", help="You, a manager of the disclosing agency")],
-    reason: Annotated[str, typer.Option("--reason", help="Why the bundle is taken back: recorded")],
+    manager: ManagerOpt,
+    reason: ReasonOpt,
     key: KeyOpt = None,
 ) -> None:
     """Take back a shared bundle, signed with --key: out of the recipient's inbox; a recipient who
@@ -58,25 +61,25 @@ async def recall(
 
 
 HoldByOpt = Annotated[str, typer.Option("--by", help="The discloser's DPO or manager placing or releasing it")]
-ReasonOpt = Annotated[str, typer.Option("--reason")]
 
 
 @app.command()
 @command
-async def hold(request_id: str, by: HoldByOpt, reason: ReasonOpt) -> None:
-    """Place a legal hold: deletion waits until it is released. Recorded with who placed it and why."""
-    await _hold(request_id, hold=True, by=by, reason=reason)
+async def hold(request_id: str, by: HoldByOpt, reason: ReasonOpt, key: KeyOpt = None) -> None:
+    """Place a legal hold: deletion waits until it is released. Signed with --key; recorded with who
+    placed it and why."""
+    await _hold(request_id, hold=True, by=by, reason=reason, key=key)
     out.print(f"{request_id}: legal hold placed by {by}")
 
 
 @app.command()
 @command
-async def release(request_id: str, by: HoldByOpt, reason: ReasonOpt) -> None:
-    """Release a legal hold. Recorded with who released it and why."""
-    await _hold(request_id, hold=False, by=by, reason=reason)
+async def release(request_id: str, by: HoldByOpt, reason: ReasonOpt, key: KeyOpt = None) -> None:
+    """Release a legal hold. Signed with --key; recorded with who released it and why."""
+    await _hold(request_id, hold=False, by=by, reason=reason, key=key)
     out.print(f"{request_id}: legal hold released by {by}")
 
 
-async def _hold(request_id: str, *, hold: bool, by: str, reason: str) -> None:
+async def _hold(request_id: str, *, hold: bool, by: str, reason: str, key: Path | None) -> None:
     async with resources.client(Settings.from_env()) as client:
-        await client.hold(request_id, HoldAction(hold=hold, reason=reason, by=by))
+        await client.hold(request_id, HoldAction(hold=hold, reason=reason, by=by), signing_key(key))

@@ -33,14 +33,24 @@ from ._output import out, recorded, show, table
 @command
 async def submit(
     file: Path,
+    key: KeyOpt = None,
+    agency_key: Annotated[Path | None, typer.Option(
+        "--agency-key", help="Instead of --key: the requesting agency's own key file, its system signing")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the request reaches retention")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Validate a request file (YAML or JSON) and start its workflow. Nothing starts if it is invalid."""
+    """Validate a request file (YAML or JSON), sign it as the requester (--key) or their agency
+    (--agency-key), and start its workflow. Nothing starts if it is invalid or unsigned."""
     settings = Settings.from_env()
     request = read_request(file)
+    if key is not None and agency_key is not None:
+        raise InputError(["--key/--agency-key: at most one of these options expected"])
+    signer, by = signing_key(key), None
+    if agency_key is not None:
+        signer = crypto.SigningKey(crypto.AgencyKeys.load(agency_key).signing)
+        by = request.disclosing_agency if request.direction == "outbound" else request.recipient_agency
     async with resources.client(settings) as client:
-        result = await client.submit(request)
+        result = await client.submit(request, signer, by=by)
         word = "already submitted" if result.already_existed else "submitted"
         if not as_json:
             out.print(f"{result.request_id}: {word} (workflow {result.workflow_id})")
@@ -89,12 +99,13 @@ async def consent(
     given: Annotated[bool, typer.Option("--given")] = False,
     refused: Annotated[bool, typer.Option("--refused")] = False,
     withdrawn: Annotated[bool, typer.Option("--withdrawn")] = False,
+    key: KeyOpt = None,
 ) -> None:
-    """Record the family's answer to the request for consent."""
+    """Record the family's answer to the request for consent, signed by you with --key."""
     answer = one_of(given=given, refused=refused, withdrawn=withdrawn)
     action = ConsentAction(status=answer, by=by)  # type: ignore[arg-type]
     async with resources.client(Settings.from_env()) as client:
-        await client.consent(request_id, action)
+        await client.consent(request_id, action, signing_key(key))
     recorded(request_id, f"consent {answer}, by {by}")
 
 
@@ -134,11 +145,12 @@ async def withdraw(
 @app.command()
 @command
 async def challenge(
-    request_id: str, by: Annotated[str, typer.Option("--by")], text: Annotated[str, typer.Option("--text")]
+    request_id: str, by: Annotated[str, typer.Option("--by")], text: Annotated[str, typer.Option("--text")],
+    key: KeyOpt = None,
 ) -> None:
-    """Record the subject's challenge; the discloser's manager and DPO are notified."""
+    """Record the subject's challenge, signed by you with --key; the discloser's manager and DPO are notified."""
     async with resources.client(Settings.from_env()) as client:
-        await client.challenge(request_id, ChallengeAction(by=by, text=text))
+        await client.challenge(request_id, ChallengeAction(by=by, text=text), signing_key(key))
     out.print(f"{request_id}: challenge recorded")
 
 
@@ -148,10 +160,12 @@ async def rate(
     request_id: str, rag: Annotated[Rag, typer.Option("--rag", help="The new RAG rating: red, amber or green")],
     by: Annotated[str, typer.Option("--by")],
     reason: Annotated[str | None, typer.Option("--reason", help="Why the rating changes (required)")] = None,
+    key: KeyOpt = None,
 ) -> None:
-    """Change the front door's RAG rating, with a reason; a manager's wait is re-timed to it."""
+    """Change the front door's RAG rating, with a reason, signed by you with --key; a manager's
+    wait is re-timed to it."""
     async with resources.client(Settings.from_env()) as client:
-        status = await client.rate(request_id, RateAction(by=by, rag=rag, reason=reason))
+        status = await client.rate(request_id, RateAction(by=by, rag=rag, reason=reason), signing_key(key))
     due = status.awaiting.deadline if status.awaiting else None
     out.print(f"{request_id}: rated {rag}" + (f"; what is awaited is due {due:%Y-%m-%d %H:%M} UTC" if due else ""))
 
