@@ -90,6 +90,15 @@ def test_a_calendar_that_cannot_work_is_refused_naming_the_field() -> None:
         assert field in str(err.value)
 
 
+def test_a_policy_gives_every_rag_rating_a_timescale_or_none() -> None:
+    """A rating without a timescale would silently fall back to the urgency's wait: refused."""
+    stages = {u: {"consent_wait": "P1D", "manager_wait": "P1D", "receipt_wait": "P1D"}
+              for u in ("emergency", "urgent", "routine")}
+    assert Policy.model_validate({"stages": stages, "rag": RAG}).rag == RAG
+    with pytest.raises(ValidationError, match="rag: a timescale for each rating"):
+        Policy.model_validate({"stages": stages, "rag": {"red": "PT4H"}})
+
+
 # --- the escalation timer on the time-skipping server -------------------------------------------
 
 @pytest.fixture
