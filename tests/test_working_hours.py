@@ -119,7 +119,7 @@ def _next_long_weekend(after: date) -> tuple[date, list[date]]:
     """The Friday before the next bank-holiday Monday whose Friday is a working day (not Easter),
     and the closure days the policy needs for it: none, unless earlier tests moved the server's
     clock past the years the `holidays` package knows (2100), when a closure day stands in."""
-    off = holidays.country_holidays("GB", subdiv="ENG", years=range(after.year, after.year + 2))
+    off = set(holidays.country_holidays("GB", subdiv="ENG", years=range(after.year, after.year + 2)))
     fridays = [d - timedelta(3) for d in off if d.weekday() == 0 and d - timedelta(3) not in off
                and d - timedelta(3) > after + timedelta(1)]
     if fridays:
