@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # workflow run: without .pyc each run compiled them from source (docs/PERFORMANCE.md). Reading .pyc
 # is still allowed; one older than its source is ignored (the source compiled in memory), so it is
 # refreshed before each target that runs the worker; compileall skips what is up to date.
-PACKAGES := schemas workflows activities workers clients crypto store database benchmarks
+PACKAGES := schemas workflows activities workers clients crypto store database service benchmarks
 BYTECODE := $(BIN)/python -m compileall -q $(PACKAGES)
 
 .PHONY: run test lint fmt lock demo histories bench clean

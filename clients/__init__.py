@@ -18,6 +18,7 @@ from ._client import (
 )
 from ._files import (
     InputError,
+    describe_errors,
     describe_validation_error,
     read_directory,
     read_model,
@@ -25,7 +26,7 @@ from ._files import (
     read_request,
 )
 from ._inbox import open_delivery, read_delivery
-from ._records import EXPORT_FIELDS, export_row
+from ._records import EXPORT_FIELDS, export_row, export_window, full_record
 from ._settings import Settings, SettingsError
 
 __all__ = [
@@ -41,8 +42,11 @@ __all__ = [
     "connect",
     "create_deployment_keys",
     "database",
+    "describe_errors",
     "describe_validation_error",
     "export_row",
+    "export_window",
+    "full_record",
     "history_runs",
     "open_codec",
     "open_delivery",

@@ -270,9 +270,11 @@ class SafeshareClient:
     async def wait(self, request_id: str) -> Status:
         return await self.client.get_workflow_handle(workflow_id(request_id), result_type=Status).result()
 
-    async def _update(self, request_id: str, name: str, action: Any) -> Status:
+    async def _update(self, request_id: str, name: str, action: Any, update_id: str | None) -> Status:
+        # The update id is the action's idempotency key: Temporal answers a second update with the
+        # same id on the same run with the first one's outcome, and applies it once.
         try:
-            return await self.handle(request_id).execute_update(name, action, result_type=Status)
+            return await self.handle(request_id).execute_update(name, action, id=update_id, result_type=Status)
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             message = cause.message if isinstance(cause, ApplicationError) else "refused"
@@ -282,26 +284,34 @@ class SafeshareClient:
                 raise Refused(f"request {request_id}: no open request (not found, or completed)") from None
             raise
 
-    async def consent(self, request_id: str, action: ConsentAction) -> Status:
-        return await self._update(request_id, UpdateName.CONSENT, action)
+    async def consent(self, request_id: str, action: ConsentAction, *, update_id: str | None = None) -> Status:
+        return await self._update(request_id, UpdateName.CONSENT, action, update_id)
 
     # Signed actions: with a key, the client signs; without, the action goes as it is (the
     # workflow refuses it unless it already carries a valid signature).
 
-    async def override(self, request_id: str, action: OverrideAction, key: crypto.SigningKey | None = None) -> Status:
-        return await self._update(request_id, UpdateName.OVERRIDE, _signed(action, request_id, key))
+    async def override(
+        self, request_id: str, action: OverrideAction, key: crypto.SigningKey | None = None, *,
+        update_id: str | None = None,
+    ) -> Status:
+        return await self._update(request_id, UpdateName.OVERRIDE, _signed(action, request_id, key), update_id)
 
-    async def decide(self, request_id: str, action: DecisionAction, key: crypto.SigningKey | None = None) -> Status:
-        return await self._update(request_id, UpdateName.DECIDE, _signed(action, request_id, key))
+    async def decide(
+        self, request_id: str, action: DecisionAction, key: crypto.SigningKey | None = None, *,
+        update_id: str | None = None,
+    ) -> Status:
+        return await self._update(request_id, UpdateName.DECIDE, _signed(action, request_id, key), update_id)
 
-    async def acknowledge(self, request_id: str, action: AckAction, key: crypto.SigningKey | None = None) -> Status:
-        return await self._update(request_id, UpdateName.ACKNOWLEDGE, _signed(action, request_id, key))
+    async def acknowledge(
+        self, request_id: str, action: AckAction, key: crypto.SigningKey | None = None, *, update_id: str | None = None
+    ) -> Status:
+        return await self._update(request_id, UpdateName.ACKNOWLEDGE, _signed(action, request_id, key), update_id)
 
-    async def hold(self, request_id: str, action: HoldAction) -> Status:
-        return await self._update(request_id, UpdateName.LEGAL_HOLD, action)
+    async def hold(self, request_id: str, action: HoldAction, *, update_id: str | None = None) -> Status:
+        return await self._update(request_id, UpdateName.LEGAL_HOLD, action, update_id)
 
-    async def challenge(self, request_id: str, action: ChallengeAction) -> Status:
-        return await self._update(request_id, UpdateName.CHALLENGE, action)
+    async def challenge(self, request_id: str, action: ChallengeAction, *, update_id: str | None = None) -> Status:
+        return await self._update(request_id, UpdateName.CHALLENGE, action, update_id)
 
     async def list(self, stage: str | None = None, overdue: bool | None = None) -> list[dict[str, Any]]:
         """Requests as operators see them, each once as its latest run shows it: from search

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,15 +44,21 @@ def field_path(parts: list[str | int]) -> str:
 
 def describe_validation_error(err: ValidationError) -> list[str]:
     """pydantic's own rendering includes the input value, which may be personal data: not used."""
+    return describe_errors(err.errors(include_url=False, include_input=True))
+
+
+def describe_errors(errors: Sequence[Mapping[str, Any]]) -> list[str]:
+    """pydantic's error details (from the CLI's files or the service's request bodies), each as
+    "field: what is expected", naming the kind of value given, never the value."""
     problems = []
-    for e in err.errors(include_url=False, include_input=True):
-        where = ".".join(str(p) for p in e["loc"])
+    for e in errors:
+        where = field_path([*e["loc"]])
         if e["type"] == "safeshare":
             problems.append(e["msg"])
         elif e["type"] == "missing":
             problems.append(f"{where}: required field is missing")
         elif e["type"] == "extra_forbidden":
-            problems.append(f"{field_path([*e['loc']])}: unknown field")
+            problems.append(f"{where}: unknown field")
         else:
             kind = _KINDS.get(type(e.get("input")), "value")
             problems.append(f"{where}: {e['msg'].rstrip('.')} (got {kind})")

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from schemas import DecisionRecord, text_sha256
-from store import AuditEntry
+from store import AuditEntry, ContentDestroyed, NotFound, Store
 
 from ._files import InputError
 
@@ -33,6 +33,42 @@ REASON_MISMATCH = "reason does not match its recorded hash"
 FIRST_DAY, LAST_DAY = date(1970, 1, 1), date.max - timedelta(days=1)
 
 
+NOTIFICATION_FIELDS = ("kind", "to_contact", "channel", "created_at", "sent_at", "failed_at", "failure")
+
+
+async def full_record(store: Store, request_id: str) -> dict[str, Any] | None:
+    """One request's full trail, as the requester, its deciding chain and its DPO read it: the
+    decision record with its ICO fields, each decision's reason checked against its hash, every
+    audit entry with its note, and the notifications; None if the store knows nothing of it."""
+    body = await store.record(request_id)
+    trail = await store.audit_trail(request_id)
+    if body is None and not trail:
+        return None
+    sent = await store.outbox_for(request_id)
+    accepted = await store.accepted_at(request_id)
+    notes, destroyed = await _notes(store, request_id)
+    record = DecisionRecord.model_validate_json(body) if body else None
+    return {
+        "record": record.model_dump(mode="json") if record else None,
+        "ico": export_row(record, accepted) if record and accepted else None,
+        "decisions": decision_reasons(record, trail, notes),
+        "trail": trail_with_notes(trail, notes),
+        "notes_destroyed": notes is None,
+        "notes_destroyed_at": destroyed.isoformat() if destroyed else None,
+        "notifications": [{k: getattr(r, k) for k in NOTIFICATION_FIELDS} for r in sent],
+    }
+
+
+async def _notes(store: Store, request_id: str) -> tuple[dict[str, str] | None, datetime | None]:
+    """The request's notes, or None and when they were shredded with its data key."""
+    try:
+        return await store.notes_for(request_id), None
+    except ContentDestroyed as gone:
+        return None, gone.destroyed_at
+    except NotFound:  # a record without stored content (none was ever accepted): no notes
+        return {}, None
+
+
 def parse_day(option: str, value: str) -> date:
     try:
         day = date.fromisoformat(value)
@@ -43,11 +79,12 @@ def parse_day(option: str, value: str) -> date:
     return day
 
 
-def export_window(start: str, end: str) -> tuple[datetime, datetime]:
-    """--from and --to are whole UTC days, both included: [start 00:00, the day after end 00:00)."""
-    first, last = parse_day("--from", start), parse_day("--to", end)
+def export_window(start: str, end: str, names: tuple[str, str] = ("--from", "--to")) -> tuple[datetime, datetime]:
+    """--from and --to are whole UTC days, both included: [start 00:00, the day after end 00:00).
+    `names` are what the caller calls them (the CLI's options, the service's query parameters)."""
+    first, last = parse_day(names[0], start), parse_day(names[1], end)
     if last < first:
-        raise InputError(["--to: a date on or after --from expected"])
+        raise InputError([f"{names[1]}: a date on or after {names[0]} expected"])
     return datetime.combine(first, time(), UTC), datetime.combine(last + timedelta(days=1), time(), UTC)
 
 

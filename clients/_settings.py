@@ -97,6 +97,15 @@ class Settings(BaseSettings):
     ui_origins: Origins = Field(
         ("http://localhost:8233", "http://127.0.0.1:8233"), validation_alias="SAFESHARE_UI_ORIGINS",
         description="Origins the codec server answers (the Web UI's), separated by commas.")
+    service_port: Port = Field(8235, validation_alias="SAFESHARE_SERVICE_PORT",
+                               description="The service's port (`safeshare serve`, `make run`).")
+    service_audience: Text = Field(
+        "safeshare", validation_alias="SAFESHARE_SERVICE_AUDIENCE",
+        description="This deployment's name in callers' tokens (`aud`): a token for another is refused.")
+    service_max_body: Count = Field(2_000_000, validation_alias="SAFESHARE_SERVICE_MAX_BODY",
+                                    description="The largest request body the service reads, in bytes.")
+    service_rate_limit: Count = Field(600, validation_alias="SAFESHARE_SERVICE_RATE_LIMIT",
+                                      description="Calls a minute each principal may make, per service replica.")
     metrics_port: Port | None = Field(
         None, validation_alias="SAFESHARE_METRICS_PORT",
         description="A worker's Prometheus endpoint (Temporal's metrics and Safeshare's); unset: off.")

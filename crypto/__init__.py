@@ -17,6 +17,7 @@ from ._keys import (
     verify,
     write_secret,
 )
+from ._tokens import TokenError, issue_token, token_issuer, verify_token
 
 __all__ = [
     "DEFAULT_SUITE",
@@ -31,19 +32,23 @@ __all__ = [
     "HistoryKeys",
     "KeyRing",
     "SigningKey",
+    "TokenError",
     "b64",
     "check_public_key",
     "data_converter",
     "decrypt",
     "encrypt",
     "hmac_sha256_hex",
+    "issue_token",
     "new_key",
     "new_token",
     "open_bundle",
     "read_header",
     "read_secret",
     "seal",
+    "token_issuer",
     "unb64",
     "verify",
+    "verify_token",
     "write_secret",
 ]

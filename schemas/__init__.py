@@ -17,7 +17,7 @@ from ._common import (
     Stage,
     Urgency,
 )
-from ._directory import Agency, Contact, Directory
+from ._directory import Agency, Contact, Directory, Operator
 from ._intake import IntakeError, check_against_directory
 from ._notices import Notice, Notification
 from ._policy import Policy, RetentionRule, StagePolicy
@@ -113,6 +113,7 @@ __all__ = [
     "Notification",
     "NotifyInput",
     "NotifyResult",
+    "Operator",
     "Outcome",
     "OverrideAction",
     "OverrideGround",

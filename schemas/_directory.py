@@ -34,13 +34,19 @@ class Contact(BaseModel, frozen=True, extra="forbid"):
         default=None, ge=1, le=5, description="For managers: escalation tier (1 is asked first)"
     )
     signing_public_key: str | None = Field(
-        default=None, description="Base64 raw Ed25519 key this person signs decisions and overrides with"
+        default=None,
+        description="Base64 raw Ed25519 key this person signs their actions and their service tokens with",
+    )
+    partnership_wide: bool = Field(
+        default=False, description="For a DPO: reads every agency's records, not only their own agency's"
     )
 
     @model_validator(mode="after")
     def _tier_for_managers(self) -> Self:
         if (self.role == "manager") != (self.tier is not None):
             raise PydanticCustomError("safeshare", "tier: required for managers and only for managers")
+        if self.partnership_wide and self.role != "dpo":
+            raise PydanticCustomError("safeshare", "partnership_wide: only for a dpo")
         return self
 
     # --- notification channel (issue 4) ---------------------------------------------------------
@@ -94,13 +100,24 @@ class Agency(BaseModel, frozen=True, extra="forbid"):
         return self
 
 
+class Operator(BaseModel, frozen=True, extra="forbid"):
+    """Who runs the deployment: overdue lists, legal holds; never content."""
+
+    id: ContactId = Field(description="Directory id, one namespace with contacts and agencies")
+    email: str = Field(min_length=3, max_length=254, description="Where notifications go")
+    signing_public_key: str | None = Field(
+        default=None, description="Base64 raw Ed25519 key this operator signs their service tokens with"
+    )
+
+
 class Directory(BaseModel, frozen=True, extra="forbid"):
     agencies: list[Agency]
+    operators: list[Operator] = Field(default_factory=list, description="The deployment's operators")
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Self:
         ids = [a.id for a in self.agencies]
-        contact_ids = [c.id for a in self.agencies for c in a.contacts]
+        contact_ids = [c.id for a in self.agencies for c in a.contacts] + [o.id for o in self.operators]
         if len(set(ids)) != len(ids):
             raise PydanticCustomError("safeshare", "agencies: each agency id used once")
         if len(set(contact_ids)) != len(contact_ids):
@@ -112,6 +129,9 @@ class Directory(BaseModel, frozen=True, extra="forbid"):
 
     def agency(self, agency_id: str) -> Agency | None:
         return next((a for a in self.agencies if a.id == agency_id), None)
+
+    def operator(self, operator_id: str) -> Operator | None:
+        return next((o for o in self.operators if o.id == operator_id), None)
 
     def find_contact(self, contact_id: str) -> tuple[Agency, Contact] | None:
         for agency in self.agencies:

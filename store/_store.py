@@ -29,6 +29,7 @@ from ._outbox import Outbox
 from ._records import Records
 from ._rows import AcceptedRecord, AuditEntry, AuditStep, Delivery, InboxEntry, OutboxEntry
 from ._tables import audit, inbox, outbox, records, request_keys
+from ._tokens import UsedTokens
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -45,6 +46,7 @@ class Store:
         self._content = Content(store_key)
         self._audit = AuditLog(audit_key, checkpoint_every)
         self._outbox, self._inbox, self._records = Outbox(), Inbox(), Records()
+        self._tokens = UsedTokens()
 
     @classmethod
     async def open(
@@ -201,6 +203,12 @@ class Store:
     async def records_accepted(self, start: datetime, end: datetime) -> list[AcceptedRecord]:
         """The records of the requests accepted in [start, end), oldest first."""
         return await self._read(self._records.accepted, start, end)
+
+    # --- the service's callers ------------------------------------------------------------------
+
+    async def use_token(self, issuer: str, jti: str, expires_at: datetime, now: datetime) -> bool:
+        """Accept a token id once across every service replica; False when it was used before."""
+        return await self._write(self._tokens.use, issuer, jti, expires_at, now)
 
     # --- deletion ------------------------------------------------------------------------------
 

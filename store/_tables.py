@@ -111,3 +111,11 @@ audit_checkpoints = sa.Table(
     _sha256("hash"), _at("at", nullable=False),
     sa.Column("signature", sa.String(128), nullable=False),
 )
+
+# The service's callers' token ids (RFC 7523 `jti`), each accepted once in every replica: kept
+# until the token expires, then purged.
+used_tokens = sa.Table(
+    "used_tokens", metadata,
+    _id("issuer", primary_key=True), sa.Column("jti", sa.String(128), primary_key=True),
+    _at("expires_at", nullable=False), sa.Index("ix_used_tokens_expires_at", "expires_at"),
+)

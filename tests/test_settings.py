@@ -115,6 +115,8 @@ def given(tmp_path: Path) -> dict[str, tuple[str, object]]:
         "smtp_starttls": ("true", True), "webhook_timeout": ("2.5", 2.5), "checkpoint_every": ("7", 7),
         "checkpoint_interval": ("60", 60.0), "codec_port": ("9000", 9000),
         "ui_origins": ("https://ui.example, http://localhost:8080", ("https://ui.example", "http://localhost:8080")),
+        "service_port": ("9100", 9100), "service_audience": ("prod", "prod"), "service_max_body": ("1000", 1000),
+        "service_rate_limit": ("60", 60),
         "metrics_port": ("9464", 9464), "metrics_host": ("192.0.2.7", "192.0.2.7"), "census_seconds": ("0", 0.0),
         "otlp_endpoint": ("http://collector:4318", "http://collector:4318"), "tracing": ("console", "console"),
         "max_cached_workflows": ("0", 0), "max_concurrent_workflow_tasks": ("5", 5),

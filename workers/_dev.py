@@ -15,6 +15,7 @@ from temporalio.client import Client
 import crypto
 from clients import Settings, Unavailable, connect, open_codec
 from schemas import SEARCH_ATTRIBUTES
+from service import serve
 
 from ._codec_server import start_codec_server
 from ._home import ensure_demo_home
@@ -99,9 +100,16 @@ async def run_dev(settings: Settings, port: int, ui_port: int) -> None:
         )
         try:
             client = await _connect_when_ready(settings, proc, codec, observed)
+            service = asyncio.create_task(serve(settings, "127.0.0.1", settings.service_port, stop))
+            service.add_done_callback(lambda _: stop.set())  # a service that could not start stops the stack
             log.info("stack_ready", temporal=settings.temporal_address, ui=f"http://127.0.0.1:{ui_port}",
-                     codec_server=f"http://127.0.0.1:{settings.codec_port}")
-            await run_worker(client, settings, stop, current=True)
+                     codec_server=f"http://127.0.0.1:{settings.codec_port}",
+                     service=f"http://127.0.0.1:{settings.service_port}")
+            try:
+                await run_worker(client, settings, stop, current=True)
+            finally:
+                stop.set()
+                await service
         finally:
             await codec_server.cleanup()
             await codec.vault.close()
@@ -138,6 +146,10 @@ async def run_standalone_worker(settings: Settings) -> None:
     finally:
         await codec.vault.close()
         observed.close()
+
+
+async def run_service(settings: Settings, host: str, port: int) -> None:
+    await serve(settings, host, port, _stop_on_signals())
 
 
 async def run_codec_server(settings: Settings, host: str) -> None:

@@ -15,8 +15,6 @@ from schemas import Directory, Policy
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-# Who signs what: managers their decisions, practitioners their overrides.
-SIGNING_ROLES = ("manager", "practitioner")
 
 
 def ensure_demo_home(settings: Settings) -> bool:
@@ -31,15 +29,22 @@ def ensure_demo_home(settings: Settings) -> bool:
         keys.save(settings.agency_key_file(agency["id"]))
         agency["hpke_public_key"] = keys.hpke_public_b64
         agency["signing_public_key"] = keys.signing_public_b64
+        # Every person signs their service tokens (and managers their decisions, practitioners
+        # their overrides); the agency's own system signs with the agency's signing key.
         for contact in agency["contacts"]:
-            if contact["role"] in SIGNING_ROLES:
-                key = crypto.SigningKey.generate()
-                key.save(settings.contact_key_file(contact["id"]))
-                contact["signing_public_key"] = key.public_b64
+            contact["signing_public_key"] = _person_key(settings, contact["id"])
+    for operator in template.get("operators", []):
+        operator["signing_public_key"] = _person_key(settings, operator["id"])
     Directory.model_validate(template)
     shutil.copyfile(EXAMPLES / "policy.yaml", settings.policy_file)
     settings.directory_file.write_text(yaml.safe_dump(template, sort_keys=False))
     return True
+
+
+def _person_key(settings: Settings, contact_id: str) -> str:
+    key = crypto.SigningKey.generate()
+    key.save(settings.contact_key_file(contact_id))
+    return key.public_b64
 
 
 def load_home(settings: Settings) -> tuple[Directory, Policy, bytes]:

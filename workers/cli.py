@@ -14,7 +14,7 @@ from clients import Settings
 from clients._cli import PIPE_CLOSED, app, command
 
 from ._demo import run_demo
-from ._dev import run_codec_server, run_dev, run_standalone_worker
+from ._dev import run_codec_server, run_dev, run_service, run_standalone_worker
 from ._logging import configure_logging
 
 
@@ -42,6 +42,17 @@ def codec_server(
     """Run the codec server alone (SAFESHARE_CODEC_PORT), for a UI in front of a Temporal cluster."""
     configure_logging()
     asyncio.run(run_codec_server(Settings.from_env(), host))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port (default: SAFESHARE_SERVICE_PORT, 8235)")] = None,
+) -> None:
+    """Run the Safeshare service, the HTTP API every actor uses (run several behind a load balancer)."""
+    configure_logging()
+    settings = Settings.from_env()
+    asyncio.run(run_service(settings, host, port or settings.service_port))
 
 
 @app.command()

@@ -14,10 +14,9 @@ from typer.core import TyperGroup
 import crypto
 from clients._client import Refused
 from clients._files import InputError, read_bytes
-from clients._records import REASON_MISMATCH, decision_reasons, export_row, export_window, render, trail_with_notes
+from clients._records import REASON_MISMATCH, export_row, export_window, full_record, render
 from clients._settings import Settings
 from schemas import DecisionRecord
-from store import ContentDestroyed, NotFound, Store
 
 from . import _resources as resources
 from ._app import AUDIT_BROKEN, JsonOpt, app, command
@@ -41,8 +40,6 @@ app.add_typer(records_app, name="records")
 audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")
 app.add_typer(audit_app, name="audit")
 
-NOTIFICATION_FIELDS = ("kind", "to_contact", "channel", "created_at", "sent_at", "failed_at", "failure")
-
 
 @records_app.command("show")
 @command
@@ -51,22 +48,12 @@ async def records_show(request_id: str, as_json: JsonOpt = False) -> None:
     decision (checked against their hashes), every audit entry with its note (override reason,
     challenge text, hold reason) and notifications. For the requester, the deciding chain and the DPO."""
     async with resources.store(Settings.from_env()) as store:
-        body = await store.record(request_id)
-        trail = await store.audit_trail(request_id)
-        sent = await store.outbox_for(request_id)
-        accepted = await store.accepted_at(request_id)
-        notes, destroyed = await _notes(store, request_id)
-    if body is None and not trail:
+        result = await full_record(store, request_id)
+    if result is None:
         raise Refused(f"request {request_id}: no record")
-    record = DecisionRecord.model_validate_json(body) if body else None
-    result = {
-        "record": record.model_dump(mode="json") if record else None,
-        "ico": export_row(record, accepted) if record and accepted else None,
-        "decisions": decision_reasons(record, trail, notes),
-        "trail": trail_with_notes(trail, notes),
-        "notes_destroyed_at": destroyed.isoformat() if destroyed else None,
-        "notifications": [{k: getattr(r, k) for k in NOTIFICATION_FIELDS} for r in sent],
-    }
+    record = DecisionRecord.model_validate(result["record"]) if result["record"] else None
+    destroyed = datetime.fromisoformat(result["notes_destroyed_at"]) if result["notes_destroyed_at"] else None
+    notes_gone = result["notes_destroyed"]
     if as_json:
         show(result, True)
         return
@@ -81,11 +68,11 @@ async def records_show(request_id: str, as_json: JsonOpt = False) -> None:
     out.print("decisions and reasons", style="bold")
     for d in result["decisions"]:
         say(f"  {d['at']}  {d['by']:<22} {d['decision']} ({d['kind']})  reason_sha256 {d['reason_sha256']}")
-        say(f"      reason: {d['reason'] if d['reason'] is not None else gone if notes is None else '(missing)'}")
+        say(f"      reason: {d['reason'] if d['reason'] is not None else gone if notes_gone else '(missing)'}")
         if d["reason_matches"] is False:
             say(f"      {REASON_MISMATCH}")
     out.print("audit trail", style="bold")
-    if notes is None:
+    if notes_gone:
         say(f"  notes (reasons, challenges, hold reasons): {gone}")
     for r in result["trail"]:
         say(f"{r['seq']:>6}  {r['at']}  {r['event']:<26} {r['actor']:<22} {r['data']}")
@@ -96,16 +83,6 @@ async def records_show(request_id: str, as_json: JsonOpt = False) -> None:
     for n in result["notifications"]:
         state = "sent" if n["sent_at"] else ("refused: " + str(n["failure"]) if n["failed_at"] else "queued")
         say(f"  {n['created_at']}  {n['kind']:<26} {n['to_contact']:<22} {n['channel']:<8} {state}")
-
-
-async def _notes(store: Store, request_id: str) -> tuple[dict[str, str] | None, datetime | None]:
-    """The request's notes, or None and when they were shredded with its data key."""
-    try:
-        return await store.notes_for(request_id), None
-    except ContentDestroyed as gone:
-        return None, gone.destroyed_at
-    except NotFound:  # a record without stored content (none was ever accepted): no notes
-        return {}, None
 
 
 @records_app.command("export")
