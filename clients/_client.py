@@ -142,29 +142,24 @@ async def open_codec(settings: Settings) -> crypto.EncryptionCodec:
 
 def create_deployment_keys(settings: Settings) -> list[Path]:
     """The deployment's own keys: store key, codec key ring, codec server token, audit checkpoint
-    key, child index key and webhook secret. Created if absent, never replaced; returns the files written. A
-    deployment with workers on several machines makes these once and shares them."""
+    key, child index key and webhook secret. Created if absent, never replaced; returns the files
+    written. A deployment with workers on several machines makes these once and shares them."""
     written = []
-    if not settings.store_key_file.exists():
-        crypto.write_secret(settings.store_key_file, crypto.new_key())
-        written.append(settings.store_key_file)
+    secrets = {settings.store_key_file: crypto.new_key, settings.codec_token_file: lambda: crypto.new_token().encode(),
+               settings.child_index_key_file: crypto.new_key,  # keyed hashes of child identifiers
+               settings.webhook_secret_file: crypto.new_key}  # HMAC of webhook bodies
+    for path, make in secrets.items():
+        if not path.exists():
+            crypto.write_secret(path, make())
+            written.append(path)
     if not settings.codec_ring_file.exists():
         crypto.KeyRing.create(settings.codec_ring_file)
         written.append(settings.codec_ring_file)
-    if not settings.codec_token_file.exists():
-        crypto.write_secret(settings.codec_token_file, crypto.new_token().encode())
-        written.append(settings.codec_token_file)
     if not settings.audit_key_file.exists():  # signs audit checkpoints; auditors get the .pub
         key = crypto.SigningKey.generate()
         key.save(settings.audit_key_file)
         settings.audit_public_key_file.write_text(key.public_b64 + "\n")
         written += [settings.audit_key_file, settings.audit_public_key_file]
-    if not settings.child_index_key_file.exists():  # keyed hashes of child identifiers
-        crypto.write_secret(settings.child_index_key_file, crypto.new_key())
-        written.append(settings.child_index_key_file)
-    if not settings.webhook_secret_file.exists():  # HMAC of webhook bodies
-        crypto.write_secret(settings.webhook_secret_file, crypto.new_key())
-        written.append(settings.webhook_secret_file)
     return written
 
 
